@@ -1,0 +1,1 @@
+"""Latency: device profiles, lookup tables, the vectorised predictor, profilers and importers."""

@@ -1,0 +1,317 @@
+"""Once-for-All's MobileNetV3 space (Cai et al., ICLR 2020), widths 1.2 (``ofa``) and 1.0 (``ofa-w1.0``).
+
+Five elastic stages of up to four inverted-residual layers after a fixed stem and first block.
+Each layer picks kernel {3, 5, 7} and expand ratio {3, 4, 6}; each stage a depth {2, 3, 4}
+(its first d layers run); the input resolution is searched over 128..224 step 4.
+
+Archs use Once-for-All's own format ``{"ks": [20], "e": [20], "d": [5], "r": [1]}``. Slots past a
+stage's depth do not change the network, so they are canonicalised to kernel 3 / expand 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import Arch, Dim, SearchSpace
+from ..blocks import BlockKey
+from ..errors import InvalidArchError, UserError
+from ..layers import ConvBNAct, MBConv, make_divisible, se_channels
+from ..registry import register_space
+from .model import LayerSpec, NetSpec, OFAMobileNetV3
+
+N_STAGES, MAX_DEPTH = 5, 4
+N_SLOTS = N_STAGES * MAX_DEPTH
+KERNELS = (3, 5, 7)
+EXPANDS = (3, 4, 6)
+DEPTHS = (2, 3, 4)
+SEARCH_RESOLUTIONS = tuple(range(128, 225, 4))
+# Released nets run at 236 and 260, so any multiple of 4 in a sane range builds and prices.
+RESOLUTIONS = tuple(range(32, 513, 4))
+BLOCKS_PER_RESOLUTION = 2 + N_STAGES * 2 * len(KERNELS) * len(EXPANDS) + 4  # 96, as OFA's tables
+
+# MobileNetV3 stage layout used by Once-for-All (stride, activation, SE per elastic stage).
+STAGE_STRIDES = (2, 2, 2, 1, 2)
+STAGE_ACTS = ("relu", "relu", "h_swish", "h_swish", "h_swish")
+STAGE_SE = (False, True, False, True, True)
+BASE_WIDTHS = {"stem": 16, "first": 16, "stages": (24, 40, 80, 112, 160), "final": 960, "mix": 1280}
+N_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Widths:
+    stem: int
+    stages: tuple[int, ...]
+    final_expand: int
+    feature_mix: int
+
+
+def widths_for(mult: float) -> Widths:
+    w = lambda c: make_divisible(c * mult, 8)  # noqa: E731
+    return Widths(w(BASE_WIDTHS["stem"]), tuple(w(c) for c in BASE_WIDTHS["stages"]),
+                  w(BASE_WIDTHS["final"]), w(BASE_WIDTHS["mix"]))
+
+
+def _down(size: int, stride: int) -> int:
+    """Output size of a 'same'-padded conv (padding k // 2), as in every MobileNet."""
+    return (size - 1) // stride + 1
+
+
+class OFASpace(SearchSpace):
+    """Once-for-All MobileNetV3 space at one width multiplier."""
+
+    version = "1"
+
+    def __init__(self, width_mult: float = 1.2):
+        self.width_mult = width_mult
+        self.widths = widths_for(width_mult)
+
+    # ---- schema ---------------------------------------------------------------------------
+    @cached_property
+    def dims(self) -> list[Dim]:
+        return ([Dim(f"ks[{i}]", KERNELS) for i in range(N_SLOTS)]
+                + [Dim(f"e[{i}]", EXPANDS) for i in range(N_SLOTS)]
+                + [Dim(f"d[{i}]", DEPTHS) for i in range(N_STAGES)]
+                + [Dim("r", RESOLUTIONS, SEARCH_RESOLUTIONS)])
+
+    def to_values(self, arch: Arch) -> list:
+        unknown = set(arch) - {"ks", "e", "d", "r", "wid"}
+        if unknown:
+            raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; expected ks, e, d, r")
+        for name, n in (("ks", N_SLOTS), ("e", N_SLOTS), ("d", N_STAGES)):
+            if name not in arch:
+                raise InvalidArchError(f"{name}: missing; expected a list of {n} ints")
+            v = arch[name]
+            if not isinstance(v, (list, tuple)) or len(v) != n:
+                got = f"{len(v)} values" if isinstance(v, (list, tuple)) else type(v).__name__
+                raise InvalidArchError(f"{name}: expected a list of {n} ints, got {got}")
+        if "r" not in arch:
+            raise InvalidArchError("r: missing; expected an int or [int] resolution")
+        r = arch["r"]
+        if isinstance(r, (list, tuple)):
+            if len(r) != 1:
+                raise InvalidArchError(f"r: expected one resolution, got {len(r)} values")
+            r = r[0]
+        return [*arch["ks"], *arch["e"], *arch["d"], r]
+
+    def from_values(self, values: Sequence) -> Arch:
+        v = [int(x) for x in values]
+        return {"ks": v[:N_SLOTS], "e": v[N_SLOTS:2 * N_SLOTS],
+                "d": v[2 * N_SLOTS:2 * N_SLOTS + N_STAGES], "r": [v[-1]]}
+
+    def active_slots(self, X: np.ndarray) -> np.ndarray:
+        """(n, 20) bool: which layer slots run, given each stage's depth."""
+        depth = np.asarray(DEPTHS)[X[:, 2 * N_SLOTS:2 * N_SLOTS + N_STAGES]]
+        return np.tile(np.arange(MAX_DEPTH), N_STAGES)[None, :] < np.repeat(depth, MAX_DEPTH, axis=1)
+
+    def canonical(self, X: np.ndarray) -> np.ndarray:
+        X = np.array(X, dtype=np.int64, copy=True)
+        inactive = ~self.active_slots(X)
+        X[:, :N_SLOTS][inactive] = 0
+        X[:, N_SLOTS:2 * N_SLOTS][inactive] = 0
+        return X
+
+    def size(self) -> int:
+        per_stage = sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS)
+        return per_stage ** N_STAGES * len(SEARCH_RESOLUTIONS)
+
+    def size_per_resolution(self) -> int:
+        return self.size() // len(SEARCH_RESOLUTIONS)
+
+    # ---- network layout -------------------------------------------------------------------
+    def net_spec(self, arch: Arch) -> NetSpec:
+        arch = self.validate(arch)
+        w = self.widths
+        layers = [LayerSpec(w.stem, w.stem, w.stem, 3, 1, "relu", False, True)]
+        cin = w.stem
+        for s in range(N_STAGES):
+            for j in range(arch["d"][s]):
+                i = s * MAX_DEPTH + j
+                stride = STAGE_STRIDES[s] if j == 0 else 1
+                cout = w.stages[s]
+                mid = make_divisible(round(cin * arch["e"][i]), 8)
+                layers.append(LayerSpec(cin, cout, mid, arch["ks"][i], stride, STAGE_ACTS[s],
+                                        STAGE_SE[s], stride == 1 and cin == cout))
+                cin = cout
+        return NetSpec(w.stem, tuple(layers), w.final_expand, w.feature_mix, N_CLASSES)
+
+    def build(self, arch: Arch, dropout: float = 0.1) -> OFAMobileNetV3:
+        spec = self.net_spec(arch)
+        return OFAMobileNetV3(NetSpec(spec.stem, spec.layers, spec.final_expand, spec.feature_mix,
+                                      spec.n_classes, dropout))
+
+    def input_shape(self, arch: Arch) -> tuple[int, int, int]:
+        r = self.validate(arch)["r"][0]
+        return (3, r, r)
+
+    # ---- blocks and costs -----------------------------------------------------------------
+    def _blocks_at(self, r: int) -> list[BlockKey]:
+        """The 96 distinct blocks at resolution r, in the local order ``block_matrix`` indexes."""
+        w = self.widths
+        f = _down(r, 2)
+        keys = [BlockKey("Conv", (r, r, 3), (f, f, w.stem)),
+                _mb((f, f, w.stem), (f, f, w.stem), w.stem, 3, 1, True, False, "relu")]
+        cin = w.stem
+        for s in range(N_STAGES):
+            cout, stride = w.stages[s], STAGE_STRIDES[s]
+            fo = _down(f, stride)
+            for first in (True, False):
+                c_in, size_in, st = (cin, f, stride) if first else (cout, fo, 1)
+                for k in KERNELS:
+                    for e in EXPANDS:
+                        mid = make_divisible(round(c_in * e), 8)
+                        keys.append(_mb((size_in, size_in, c_in), (fo, fo, cout), mid, k, st,
+                                        st == 1 and c_in == cout, STAGE_SE[s], STAGE_ACTS[s]))
+            cin, f = cout, fo
+        keys += [BlockKey("Conv_1", (f, f, cin), (f, f, w.final_expand)),
+                 BlockKey("AvgPool2D", (f, f, w.final_expand), (1, 1, w.final_expand)),
+                 BlockKey("Conv_2", (1, 1, w.final_expand), (1, 1, w.feature_mix)),
+                 BlockKey("Logits", (1, 1, w.feature_mix), (N_CLASSES,))]
+        assert len(keys) == BLOCKS_PER_RESOLUTION
+        return keys
+
+    def block_keys(self) -> list[BlockKey]:
+        return self._block_keys
+
+    @cached_property
+    def _block_keys(self) -> list[BlockKey]:
+        return [k for r in RESOLUTIONS for k in self._blocks_at(r)]
+
+    def searched_block_ids(self, resolutions: Sequence[int] | None = None) -> np.ndarray:
+        res = SEARCH_RESOLUTIONS if resolutions is None else resolutions
+        for r in res:
+            if r not in RESOLUTIONS:
+                raise UserError(f"resolution {r} is not allowed; allowed: multiples of 4 in 32..512")
+        return np.concatenate([RESOLUTIONS.index(r) * BLOCKS_PER_RESOLUTION
+                               + np.arange(BLOCKS_PER_RESOLUTION) for r in res])
+
+    @cached_property
+    def _slot_layout(self) -> np.ndarray:
+        layer = np.tile(np.arange(MAX_DEPTH), N_STAGES)
+        stage = np.repeat(np.arange(N_STAGES), MAX_DEPTH)
+        return 2 + stage * 18 + np.where(layer == 0, 0, 9)
+
+    def block_matrix(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        base = X[:, -1] * BLOCKS_PER_RESOLUTION
+        local = self._slot_layout[None, :] + X[:, :N_SLOTS] * len(EXPANDS) + X[:, N_SLOTS:2 * N_SLOTS]
+        ids = np.empty((len(X), 2 + N_SLOTS + 4), dtype=np.int64)
+        ids[:, 0] = base
+        ids[:, 1] = base + 1
+        ids[:, 2:2 + N_SLOTS] = np.where(self.active_slots(X), base[:, None] + local, -1)
+        ids[:, 2 + N_SLOTS:] = base[:, None] + np.arange(92, 96)[None, :]
+        return ids
+
+    def block_costs(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._block_costs
+
+    @cached_property
+    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
+        costs = np.array([block_macs_params(k) for k in self._block_keys], dtype=np.float64)
+        return costs[:, 0], costs[:, 1]
+
+    def build_block(self, key: BlockKey) -> tuple[nn.Module, tuple[int, ...]]:
+        return build_block(key)
+
+    # ---- Once-for-All's net.config layer lists ---------------------------------------------
+    def from_net_config(self, net_config: dict, image_size: int) -> Arch:
+        """The arch of a released Once-for-All ``net.config`` (with run.config's image size)."""
+        from .netconfig import net_config_to_arch
+
+        return net_config_to_arch(self, net_config, image_size)
+
+    def to_net_config(self, arch: Arch) -> dict:
+        from .netconfig import arch_to_net_config
+
+        return arch_to_net_config(self, arch)
+
+
+def _mb(shape_in, shape_out, mid, k, stride, idskip, se, act) -> BlockKey:
+    return BlockKey("expanded_conv", tuple(shape_in), tuple(shape_out),
+                    (("expand", mid), ("kernel", k), ("stride", stride), ("idskip", int(idskip)),
+                     ("se", int(se)), ("hs", int(act == "h_swish"))))
+
+
+def block_macs_params(key: BlockKey) -> tuple[int, int]:
+    """MACs (convs and linear layers, biases not counted) and parameters of one block."""
+    h, w, cin = key.input
+    out = key.output
+    if key.op == "Conv":
+        ho, wo, c = out
+        return ho * wo * 9 * cin * c, 9 * cin * c + 2 * c
+    if key.op == "expanded_conv":
+        ho, wo, cout = out
+        mid, k = key.param("expand"), key.param("kernel")
+        macs, params = 0, 0
+        if mid != cin:  # expand ratio 1 (the first block) has no 1x1 expansion
+            macs += h * w * cin * mid
+            params += cin * mid + 2 * mid
+        macs += ho * wo * mid * k * k
+        params += mid * k * k + 2 * mid
+        if key.param("se"):
+            sq = se_channels(mid)
+            macs += 2 * mid * sq
+            params += 2 * mid * sq + sq + mid
+        macs += ho * wo * mid * cout
+        params += mid * cout + 2 * cout
+        return macs, params
+    if key.op == "Conv_1":
+        ho, wo, c = out
+        return ho * wo * cin * c, cin * c + 2 * c
+    if key.op == "AvgPool2D":
+        return 0, 0
+    if key.op == "Conv_2":
+        return cin * out[2], cin * out[2]
+    if key.op == "Logits":
+        return cin * out[0], cin * out[0] + out[0]
+    raise UserError(f"unknown block op {key.op!r} for the ofa space")
+
+
+class _Pool(nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3), keepdim=True)
+
+
+class _Logits(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.linear = nn.Linear(cin, cout)
+
+    def forward(self, x):
+        return self.linear(torch.flatten(x, 1))
+
+
+def build_block(key: BlockKey) -> tuple[nn.Module, tuple[int, ...]]:
+    """A module computing one block on its own, and its (C, H, W) input shape."""
+    h, w, cin = key.input
+    shape = (cin, h, w)
+    if key.op == "Conv":
+        return ConvBNAct(cin, key.output[2], 3, 2, act="h_swish"), shape
+    if key.op == "expanded_conv":
+        act = "h_swish" if key.param("hs") else "relu"
+        return MBConv(cin, key.output[2], key.param("expand"), key.param("kernel"), key.param("stride"),
+                      act, bool(key.param("se")), bool(key.param("idskip"))), shape
+    if key.op == "Conv_1":
+        return ConvBNAct(cin, key.output[2], 1, act="h_swish"), shape
+    if key.op == "AvgPool2D":
+        return _Pool(), shape
+    if key.op == "Conv_2":
+        return ConvBNAct(cin, key.output[2], 1, act="h_swish", bn=False), shape
+    if key.op == "Logits":
+        return _Logits(cin, key.output[0]), shape
+    raise UserError(f"unknown block op {key.op!r} for the ofa space")
+
+
+@register_space("ofa")
+def _ofa_w12() -> OFASpace:
+    return OFASpace(1.2)
+
+
+@register_space("ofa-w1.0")
+def _ofa_w10() -> OFASpace:
+    return OFASpace(1.0)
