@@ -61,6 +61,11 @@ class SearchSpace(ABC):
     name: str = "space"
     version: str = "1"
 
+    @property
+    def description(self) -> str:
+        """One line for listings; defaults to the class docstring's first line."""
+        return (type(self).__doc__ or self.name).strip().splitlines()[0]
+
     # ---- schema ---------------------------------------------------------------------------
     @property
     @abstractmethod

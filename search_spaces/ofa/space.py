@@ -66,10 +66,12 @@ class OFASpace(SearchSpace):
     """Once-for-All MobileNetV3 space at one width multiplier."""
 
     version = "1"
+    description = ""  # set per width in __init__
 
     def __init__(self, width_mult: float = 1.2):
         self.width_mult = width_mult
         self.widths = widths_for(width_mult)
+        self.description = f"Once-for-All MobileNetV3, width {width_mult} (Cai et al., ICLR 2020)"
 
     # ---- schema ---------------------------------------------------------------------------
     @cached_property

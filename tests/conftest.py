@@ -1,0 +1,36 @@
+"""Shared fixtures: the read-only public reference data beside the checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HWNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or a skip when a clone has no reference data beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public reference data not found at {SHARED_DATA} (set HWNAS_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def nas_cli(tmp_path, monkeypatch, capsys):
+    """Run the `nas` CLI in-process: returns (exit code, stdout, stderr)."""
+    from nas.cli import main
+
+    def run(*argv: str):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
