@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ def onnx_bytes(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int 
     """
     model = model.eval()
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
         torch.onnx.export(model, (torch.zeros(batch, *input_shape),), buf, input_names=["input"],
                           output_names=["output"], opset_version=ONNX_OPSET, dynamo=False)
     return buf.getvalue()
