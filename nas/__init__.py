@@ -1,15 +1,21 @@
 """hwnas: hardware-aware neural architecture search.
 
-The public API: spaces (``get_space``, ``list_spaces``, ``register_space``), conversion and export.
+The public API: spaces (``get_space``, ``list_spaces``, ``register_space``), conversion and export,
+devices and latency (``describe_devices``, ``latency_predictor``, ``predict_costs``, ``import_table``).
 """
 
 from search_spaces import (Arch, BlockKey, Dim, InvalidArchError, SearchSpace, UserError, get_space,
                            list_spaces, register_space)
+from latency_predictors import DeviceProfile, LatencyPredictor, parse_latency_ms
 
 from .api import convert, describe_spaces
 from .export import export, load_pt
+from .latency import (describe_devices, device_dirs, import_table, latency_predictor, predict_costs,
+                      predict_latency_ms)
 
 __version__ = "0.1.0"
 
 __all__ = ["Arch", "BlockKey", "Dim", "InvalidArchError", "SearchSpace", "UserError", "get_space",
-           "list_spaces", "register_space", "convert", "describe_spaces", "export", "load_pt"]
+           "list_spaces", "register_space", "convert", "describe_spaces", "export", "load_pt",
+           "describe_devices", "device_dirs", "import_table", "latency_predictor", "predict_costs",
+           "predict_latency_ms", "DeviceProfile", "LatencyPredictor", "parse_latency_ms"]

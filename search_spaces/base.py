@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,7 +34,7 @@ class Dim:
     def searched(self) -> tuple:
         return self.choices if self.search is None else self.search
 
-    @property
+    @cached_property
     def search_index(self) -> np.ndarray:
         """Indices into ``choices`` of the searched values."""
         if self.search is None:
@@ -117,9 +118,21 @@ class SearchSpace(ABC):
         return json.dumps(self.validate(arch), sort_keys=True, separators=(",", ":"))
 
     # ---- vectorised variation -------------------------------------------------------------
+    @cached_property
+    def _search_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(per-dim number of searched values, (n_dims, max) table of their choice indices)."""
+        dims = self.dims
+        counts = np.array([len(d.searched) for d in dims])
+        table = np.zeros((len(dims), counts.max()), np.int64)
+        for j, d in enumerate(dims):
+            table[j, :counts[j]] = d.search_index
+        return counts, table
+
     def sample_encoded(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        cols = [d.search_index[rng.integers(0, len(d.searched), size=n)] for d in self.dims]
-        return self.canonical(np.stack(cols, axis=1).astype(np.int64))
+        """n archs drawn uniformly per dim over the searched values (one vectorised draw)."""
+        counts, table = self._search_table
+        pick = (rng.random((n, len(counts))) * counts).astype(np.int64)
+        return self.canonical(table[np.arange(len(counts)), pick])
 
     def mutate_encoded(self, X: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
         """Resample each searched dim of each arch with probability ``prob``."""
@@ -196,6 +209,10 @@ class SearchSpace(ABC):
     def input_shape(self, arch: Arch) -> tuple[int, int, int]:
         """(C, H, W) of the network's input."""
         raise NotImplementedError
+
+    def resolution(self, X: np.ndarray) -> np.ndarray:
+        """Input resolution (pixels) of each arch; spaces with a resolution dim vectorise this."""
+        return np.array([self.input_shape(a)[1] for a in self.decode(X)])
 
     def supernet(self):
         raise NotImplementedError(f"space {self.name!r} has no weight-shared supernet")

@@ -15,7 +15,7 @@ import sys
 from search_spaces.errors import UserError
 
 # Module names under nas.cli, in the order `nas --help` lists them.
-COMMANDS = ["spaces", "convert", "export"]
+COMMANDS = ["spaces", "devices", "convert", "export", "predict", "import_table", "fit_predictor", "fit_device"]
 
 
 class OneLineParser(argparse.ArgumentParser):

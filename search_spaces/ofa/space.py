@@ -147,9 +147,18 @@ class OFASpace(SearchSpace):
         return OFAMobileNetV3(NetSpec(spec.stem, spec.layers, spec.final_expand, spec.feature_mix,
                                       spec.n_classes, dropout))
 
+    def supernet(self, **kw):
+        """The weight-shared supernet (``OFASupernet``): ``set_active(arch)``, ``forward``, ``extract``."""
+        from .supernet import OFASupernet
+
+        return OFASupernet(self, **kw)
+
     def input_shape(self, arch: Arch) -> tuple[int, int, int]:
         r = self.validate(arch)["r"][0]
         return (3, r, r)
+
+    def resolution(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(RESOLUTIONS)[np.asarray(X)[:, -1]]
 
     # ---- blocks and costs -----------------------------------------------------------------
     def _blocks_at(self, r: int) -> list[BlockKey]:

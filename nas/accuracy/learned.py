@@ -1,0 +1,386 @@
+"""``predictor:PATH``: an accuracy predictor learned from (arch, top-1) pairs, saved as plain JSON.
+
+``nas fit-predictor`` trains one on a user's measurements (for example subnets of a trained
+supernet evaluated on a validation set): an MLP (scikit-learn's MLPRegressor) or gradient-boosted
+trees over ``space.features(X)``, the one-hot of every dim. The saved file holds only numbers and
+names: the weights (or the trees' arrays), the space's name, version and feature layout, and the
+held-out metrics; no pickle, so loading a file runs no code. Prediction is a numpy forward pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from search_spaces.errors import UserError
+
+FORMAT = "hwnas-accuracy-predictor"
+FORMAT_VERSION = 1
+KINDS = ("mlp", "gbr")
+_BATCH = 65536  # rows per forward-pass chunk: bounds memory on 1M-arch populations
+
+
+def feature_layout(space) -> list[list]:
+    """[dim name, searched choices] per dim: what each one-hot column of ``space.features`` means."""
+    return [[d.name, [_jsonable(v) for v in d.searched]] for d in space.dims]
+
+
+def _jsonable(v):
+    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+
+
+class LearnedPredictor:
+    """An MLP or gradient-boosting regressor of top-1 (fraction) over a space's one-hot features."""
+
+    name = "predictor"
+
+    def __init__(self, space, kind: str = "mlp", seed: int = 0, hidden: Sequence[int] = (64, 64),
+                 max_iter: int = 200, n_trees: int = 300, max_depth: int = 4, learning_rate: float = 0.1):
+        self.space = space
+        self.kind = kind
+        self.seed = seed
+        self.hidden = tuple(hidden)
+        self.max_iter = max_iter
+        self.n_trees = n_trees
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.path = None
+
+    @property
+    def source(self) -> str:
+        meta = getattr(self, "metadata_", {}) or {}
+        rho = meta.get("heldout_spearman")
+        where = f" from {self.path}" if self.path else ""
+        fit = f", held-out Spearman {rho:.3f}" if isinstance(rho, (int, float)) else ""
+        return (f"{self.kind} predictor{where} trained on {meta.get('n_train', '?')} measured "
+                f"(arch, top-1) pairs{fit}")
+
+    # ---- the estimator contract ---------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LearnedPredictor":
+        """Learn from encoded archs ``X`` and top-1 fractions ``y``."""
+        if self.kind not in KINDS:
+            raise UserError(f"unknown predictor kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        F = self.space.features(np.asarray(X)).astype(np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        t = (y - self.y_mean_) / self.y_scale_
+        if self.kind == "mlp":
+            from sklearn.neural_network import MLPRegressor
+
+            m = MLPRegressor(hidden_layer_sizes=self.hidden, alpha=1e-4, learning_rate_init=1e-3,
+                             max_iter=self.max_iter, early_stopping=len(y) >= 200,
+                             n_iter_no_change=20, random_state=self.seed)
+            m.fit(F, t)
+            self.layers_ = [(np.asarray(W), np.asarray(b)) for W, b in zip(m.coefs_, m.intercepts_)]
+        else:
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            m = GradientBoostingRegressor(n_estimators=self.n_trees, max_depth=self.max_depth,
+                                          learning_rate=self.learning_rate, subsample=0.9,
+                                          random_state=self.seed)
+            m.fit(F, t)
+            self.init_ = float(np.ravel(m.init_.predict(F[:1]))[0])
+            self.trees_ = [_tree_arrays(est[0].tree_) for est in m.estimators_]
+        self.layout_ = feature_layout(self.space)
+        self.metadata_ = {"n_train": int(len(y))}
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Top-1 fraction of each encoded arch, clipped to [0, 1]."""
+        if not hasattr(self, "layout_"):
+            raise UserError("this predictor is not fitted; call fit(X, y) or LearnedPredictor.load(path, space)")
+        X = np.asarray(X)
+        out = np.empty(len(X), dtype=np.float64)
+        cols = self._onehot_columns()
+        for start in range(0, len(X), _BATCH):
+            chunk = X[start:start + _BATCH]
+            if self.kind == "mlp" and cols is not None:
+                out[start:start + len(chunk)] = self._forward_gather(chunk, cols)
+            else:
+                out[start:start + len(chunk)] = self._forward(self.space.features(chunk))
+        return np.clip(out * self.y_scale_ + self.y_mean_, 0.0, 1.0)
+
+    def _onehot_columns(self) -> np.ndarray | None:
+        """(n_dims, max_choices) feature column of each (dim, choice index), -1 where the one-hot is 0.
+
+        With the base class's one-hot features, the first layer's product is a sum of the rows of
+        W picked by each dim's choice: no (n, n_features) matrix is built. None for custom features.
+        """
+        from search_spaces.base import SearchSpace
+
+        if type(self.space).features is not SearchSpace.features:
+            return None
+        if not hasattr(self, "_cols"):
+            dims = self.space.dims
+            cols = np.full((len(dims), max(len(d.choices) for d in dims)), -1, dtype=np.int64)
+            offset = 0
+            for j, d in enumerate(dims):
+                idx = d.search_index
+                cols[j, idx] = offset + np.arange(len(idx))
+                offset += len(idx)
+            self._cols = cols
+        return self._cols
+
+    def _forward_gather(self, X: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        W0, b0 = self.layers_[0]
+        W0pad = np.vstack([W0, np.zeros((1, W0.shape[1]))]).astype(np.float32)  # row -1: a zero one-hot
+        picked = cols[np.arange(X.shape[1])[None, :], X]  # (n, n_dims) feature columns
+        h = np.broadcast_to(b0.astype(np.float32), (len(X), W0.shape[1])).copy()
+        for j in range(picked.shape[1]):
+            h += W0pad[picked[:, j]]
+        if len(self.layers_) == 1:
+            return h[:, 0].astype(np.float64)
+        np.maximum(h, 0, out=h)
+        for i, (W, b) in enumerate(self.layers_[1:], start=1):
+            h = h @ W.astype(np.float32) + b.astype(np.float32)
+            if i < len(self.layers_) - 1:
+                np.maximum(h, 0, out=h)
+        return h[:, 0].astype(np.float64)
+
+    def _forward(self, F: np.ndarray) -> np.ndarray:
+        if self.kind == "mlp":
+            h = F.astype(np.float32)
+            for i, (W, b) in enumerate(self.layers_):
+                h = h @ W.astype(np.float32) + b.astype(np.float32)
+                if i < len(self.layers_) - 1:
+                    np.maximum(h, 0, out=h)
+            return h[:, 0].astype(np.float64)
+        total = np.full(len(F), self.init_)
+        rows = np.arange(len(F))
+        for left, right, feat, thr, value in self.trees_:
+            node = np.zeros(len(F), dtype=np.int64)
+            while True:
+                inner = left[node] >= 0
+                if not inner.any():
+                    break
+                go_left = F[rows, np.maximum(feat[node], 0)] <= thr[node]
+                node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+            total += self.learning_rate * value[node]
+        return total
+
+    # ---- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        if not hasattr(self, "layout_"):
+            raise UserError("cannot save an unfitted predictor")
+        d: dict[str, Any] = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
+            "space": self.space.name, "space_version": str(getattr(self.space, "version", "1")),
+            "target": "ImageNet top-1 as a fraction", "seed": self.seed,
+            "feature_layout": self.layout_, "n_features": int(sum(len(c) for _, c in self.layout_)),
+            "y_mean": self.y_mean_, "y_scale": self.y_scale_, "metadata": self.metadata_,
+        }
+        if self.kind == "mlp":
+            d["mlp"] = {"activation": "relu", "layers": [{"W": W.tolist(), "b": b.tolist()}
+                                                         for W, b in self.layers_]}
+        else:
+            d["gbr"] = {"init": self.init_, "learning_rate": self.learning_rate,
+                        "trees": [{"left": l.tolist(), "right": r.tolist(), "feature": f.tolist(),
+                                   "threshold": t.tolist(), "value": v.tolist()}
+                                  for l, r, f, t, v in self.trees_]}
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        from nas.io import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, space) -> "LearnedPredictor":
+        """A saved predictor for ``space``; a missing, corrupt or other-space file is a UserError."""
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"predictor file {str(p)!r} does not exist or is not a file")
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"predictor file {str(p)!r} is not a saved hwnas predictor "
+                            f"(not readable JSON: {e})") from None
+        obj = cls.from_dict(d, space, where=str(p))
+        obj.path = str(p)
+        return obj
+
+    @classmethod
+    def from_dict(cls, d: Any, space, where: str = "predictor") -> "LearnedPredictor":
+        from search_spaces import get_space
+
+        space = get_space(space)
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise UserError(f"{where!r} is not a saved hwnas predictor (no format {FORMAT!r}; "
+                            f"make one with `nas fit-predictor`)")
+        if d.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{where!r} has predictor format version {d.get('format_version')!r}; "
+                            f"this hwnas reads {FORMAT_VERSION}")
+        if d.get("space") != space.name:
+            raise UserError(f"{where!r} was fitted for space {d.get('space')!r}, not {space.name!r}")
+        if d.get("feature_layout") != feature_layout(space):
+            raise UserError(f"{where!r}: its feature layout differs from space {space.name!r} "
+                            f"version {space.version} (fitted on version {d.get('space_version')!r}); refit it")
+        kind = d.get("kind")
+        if kind not in KINDS:
+            raise UserError(f"{where!r}: unknown predictor kind {kind!r}")
+        obj = cls(space, kind=kind, seed=int(d.get("seed", 0)))
+        try:
+            obj.layout_ = d["feature_layout"]
+            obj.y_mean_, obj.y_scale_ = float(d["y_mean"]), float(d["y_scale"])
+            obj.metadata_ = dict(d.get("metadata") or {})
+            n_feat = int(d["n_features"])
+            if kind == "mlp":
+                obj.layers_ = [(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64))
+                               for layer in d["mlp"]["layers"]]
+                width = n_feat
+                for W, b in obj.layers_:
+                    if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
+                        raise ValueError("layer shapes do not chain")
+                    width = W.shape[1]
+                if width != 1:
+                    raise ValueError("the last layer must have one output")
+            else:
+                g = d["gbr"]
+                obj.init_, obj.learning_rate = float(g["init"]), float(g["learning_rate"])
+                obj.trees_ = []
+                for t in g["trees"]:
+                    arrs = (np.asarray(t["left"], dtype=np.int64), np.asarray(t["right"], dtype=np.int64),
+                            np.asarray(t["feature"], dtype=np.int64), np.asarray(t["threshold"], dtype=np.float64),
+                            np.asarray(t["value"], dtype=np.float64))
+                    n = len(arrs[0])
+                    if any(len(a) != n for a in arrs) or arrs[2].max(initial=0) >= n_feat \
+                            or arrs[0].max(initial=0) >= n or arrs[1].max(initial=0) >= n:
+                        raise ValueError("tree arrays are inconsistent")
+                    obj.trees_.append(arrs)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where!r} is a corrupt predictor file ({type(e).__name__}: {e})") from None
+        return obj
+
+
+def _tree_arrays(tree) -> tuple[np.ndarray, ...]:
+    return (tree.children_left.astype(np.int64), tree.children_right.astype(np.int64),
+            tree.feature.astype(np.int64), tree.threshold.astype(np.float64),
+            tree.value[:, 0, 0].astype(np.float64))
+
+
+# ---- training data and the fit-predictor workflow ---------------------------------------------
+def read_training_data(path: str | Path) -> tuple[list[dict], np.ndarray, str]:
+    """(archs, accuracies as given, column used) from a CSV or JSON file of (arch, top-1) pairs."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"data file {str(p)!r} does not exist or is not a file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"data file {str(p)!r} cannot be read ({e})") from None
+    if p.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"data file {str(p)!r} is not valid JSON ({e})") from None
+        if isinstance(data, dict) and isinstance(data.get("records"), list):
+            data = data["records"]
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise UserError(f"data file {str(p)!r}: expected a list of {{\"arch\": ..., \"top1\": ...}} objects")
+        records = data
+        columns = set().union(*(r.keys() for r in records)) if records else set()
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        columns = set(reader.fieldnames or [])
+        records = list(reader)
+    col = next((c for c in ("top1", "accuracy") if c in columns), None)
+    if "arch" not in columns or col is None:
+        missing = [c for c in ("arch",) if c not in columns] + ([] if col else ["top1 (or accuracy)"])
+        raise UserError(f"data file {str(p)!r}: missing column(s) {', '.join(missing)}; "
+                        f"found: {', '.join(sorted(columns)) or 'none'}")
+    archs, acc = [], []
+    for i, r in enumerate(records, start=1):
+        arch, value = r.get("arch"), r.get(col)
+        if isinstance(arch, str):
+            try:
+                arch = json.loads(arch)
+            except json.JSONDecodeError as e:
+                raise UserError(f"data file {str(p)!r}, row {i}: arch is not valid JSON ({e})") from None
+        if not isinstance(arch, dict):
+            raise UserError(f"data file {str(p)!r}, row {i}: arch must be a JSON object")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"data file {str(p)!r}, row {i}: {col} {value!r} is not a number") from None
+        if not math.isfinite(v):
+            raise UserError(f"data file {str(p)!r}, row {i}: {col} is {value!r}")
+        archs.append(arch)
+        acc.append(v)
+    return archs, np.asarray(acc, dtype=np.float64), col
+
+
+def to_fraction(acc: np.ndarray) -> tuple[np.ndarray, str]:
+    """Accuracies as fractions, and which unit they were given in ("fraction" or "percent")."""
+    if acc.size and acc.min() < 0:
+        raise UserError(f"accuracies must not be negative (min {acc.min():g})")
+    if acc.size and acc.max() > 1.0:
+        if acc.max() > 100.0:
+            raise UserError(f"accuracies above 100 (max {acc.max():g}); give top-1 as a fraction or a percent")
+        return acc / 100.0, "percent"
+    return acc, "fraction"
+
+
+def encode_rows(space, archs: list[dict], where: str) -> np.ndarray:
+    """The encoded matrix; an invalid arch is reported with its row number."""
+    try:
+        return space.encode(archs)
+    except UserError:
+        for i, a in enumerate(archs, start=1):
+            try:
+                space.encode([a])
+            except UserError as e:
+                raise UserError(f"{where}, row {i}: not an arch of space {space.name!r}: {e}") from None
+        raise
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(a, b)[0])
+    return rho if np.isfinite(rho) else 0.0
+
+
+def fit_predictor(space, data: str | Path, out: str | Path, kind: str = "mlp", seed: int = 0,
+                  test_frac: float = 0.2) -> dict:
+    """Train a predictor on a data file, report held-out Spearman and MAE, save it to ``out``.
+
+    Returns a summary dict (also stored in the saved model's ``metadata``).
+    """
+    from search_spaces import get_space
+
+    space = get_space(space)
+    if kind not in KINDS:
+        raise UserError(f"unknown predictor kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if not 0.0 < test_frac < 1.0:
+        raise UserError(f"--test-frac must be between 0 and 1, got {test_frac}")
+    archs, acc, col = read_training_data(data)
+    y, unit = to_fraction(acc)
+    n = len(y)
+    n_test = int(round(n * test_frac))
+    if n < 10 or n_test < 3 or n - n_test < 5:
+        raise UserError(f"data file {str(data)!r}: {n} pairs are too few; need at least 10 "
+                        f"(with --test-frac {test_frac}: >= 3 held out and >= 5 to train)")
+    X = encode_rows(space, archs, f"data file {str(data)!r}")
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+    model = LearnedPredictor(space, kind=kind, seed=seed).fit(X[train], y[train])
+    pred = model.predict(X[test])
+    summary = {
+        "data": str(data), "column": col, "unit_detected": unit, "n_pairs": n,
+        "n_train": int(len(train)), "n_heldout": int(len(test)), "heldout_frac": test_frac,
+        "heldout_spearman": round(spearman(pred, y[test]), 4),
+        "heldout_mae_top1_points": round(float(np.mean(np.abs(pred - y[test]))) * 100, 3),
+        "kind": kind, "seed": seed, "space": space.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "note": "the saved model is the one trained on the n_train pairs; the metrics are on the held-out pairs",
+    }
+    model.metadata_ = summary
+    model.save(out)
+    return summary

@@ -1,0 +1,69 @@
+"""The public latency API: devices, predictions and table imports (the CLI calls only these)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from latency_predictors.importers import import_tables
+from latency_predictors.predictor import LatencyPredictor, predict_latency_ms
+from latency_predictors.profile import DeviceProfile
+from latency_predictors.registry import get_profile, list_profiles, shipped_dir, user_dir
+from search_spaces import get_space
+from search_spaces.base import Arch, SearchSpace
+
+
+def describe_devices() -> list[dict]:
+    """Every device profile: name, aliases, spaces covered, source, validation error when known."""
+    rows = []
+    for reg in list_profiles():
+        p = reg.profile
+        spaces = {}
+        for name, t in p.tables.items():
+            info = {"entries": t.n_entries(), "source": p.source_of(name).kind}
+            if t.by_resolution:
+                info["resolutions"] = sorted(t.by_resolution)
+            if t.layers is not None:
+                info["layers"] = len(t.layers.ms)
+            spaces[name] = info
+        validation = {s: v.model_dump(exclude_none=True) for s, v in p.validation.items()}
+        rows.append({"name": p.name, "aliases": p.aliases, "device": p.hardware.device, "source": p.source.kind,
+                     "spaces": spaces, "validation": validation,
+                     "fit": p.fit.model_dump(exclude_none=True) if p.fit else None,
+                     "origin": reg.origin, "path": str(reg.path)})
+    return rows
+
+
+def device_dirs() -> dict[str, str]:
+    """Where shipped and user profiles are read from."""
+    return {"shipped": str(shipped_dir()), "user": str(user_dir())}
+
+
+def latency_predictor(space: str | SearchSpace, device: str | DeviceProfile) -> LatencyPredictor:
+    """A compiled predictor of ``space`` on ``device``; reuse it for many batches."""
+    return LatencyPredictor(get_profile(device), space)
+
+
+def predict_costs(space: str | SearchSpace, device: str | DeviceProfile,
+                  archs: Sequence[Arch] | Arch) -> dict:
+    """Latency (ms), MACs and params of each arch, with the latency's source."""
+    sp = get_space(space)
+    predictor = latency_predictor(sp, device)
+    X = sp.encode(archs)
+    lat = predictor.predict(X)
+    macs, params = sp.macs(X), sp.params(X)
+    rows = [{"latency_ms": float(l), "macs": int(m), "params": int(p)}
+            for l, m, p in zip(lat, np.asarray(macs), np.asarray(params))]
+    return {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+
+
+def import_table(fmt: str, files: Sequence[str | os.PathLike], device: str,
+                 out_dir: str | os.PathLike | None = None, aliases: Sequence[str] = ()) -> dict:
+    """Import public latency tables (``ofa``, ``proxylessnas``, ``single-path``) into a device profile."""
+    return import_tables(fmt, files, device, out_dir=out_dir, aliases=aliases)
+
+
+__all__ = ["describe_devices", "device_dirs", "latency_predictor", "predict_costs", "predict_latency_ms",
+           "import_table"]

@@ -1,0 +1,77 @@
+"""SearchResult and its parts: the JSON a search writes (pydantic, validated on load)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from search_spaces.errors import UserError
+
+from .io import atomic_write_text
+
+
+class ArchScore(BaseModel):
+    """One architecture with everything the search estimated about it."""
+
+    arch: dict[str, Any]
+    top1: float = Field(description="estimated ImageNet top-1, as a fraction")
+    latency_ms: dict[str, float] = Field(description="predicted latency per target device")
+    macs: float
+    params: float
+    score: float
+
+
+class TargetInfo(BaseModel):
+    device: str
+    budget_ms: float
+    margin: float = 0.0
+    limit_ms: float
+    latency_source: str
+    expected_error: dict[str, Any] | None = None
+
+
+class SearchResult(BaseModel):
+    """What a search found and how: best arch, top-k, Pareto front, history, provenance."""
+
+    space: str
+    space_version: str
+    strategy: str
+    strategy_params: dict[str, Any]
+    accuracy: dict[str, str]
+    reward: str
+    w: float | None = None
+    targets: list[TargetInfo]
+    budget: int
+    n_evaluated: int
+    seed: int
+    best: ArchScore | None
+    top_k: list[ArchScore]
+    pareto: list[ArchScore]
+    history: list[dict[str, float]]
+    notes: list[str] = []
+    versions: dict[str, str]
+    wall_time_s: float
+    created: str
+
+    def write(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> "SearchResult":
+        try:
+            return cls.model_validate_json(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{str(path)!r} is not a readable SearchResult ({type(e).__name__})") from None
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    from . import __version__
+
+    return {"hwnas": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "torch": torch.__version__}
