@@ -19,6 +19,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def device_dir(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own empty user device folder, never the real ~/.hwnas."""
+    d = tmp_path / "devices"
+    monkeypatch.setenv("HWNAS_DEVICE_DIR", str(d))
+    return d
+
+
 @pytest.fixture
 def nas_cli(tmp_path, monkeypatch, capsys):
     """Run the `nas` CLI in-process: returns (exit code, stdout, stderr)."""

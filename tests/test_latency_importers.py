@@ -9,13 +9,6 @@ from latency_predictors import LatencyPredictor, LayerLatency, load_profile
 from latency_predictors.importers import config_block_keys, price_block_keys, read_tables
 
 
-@pytest.fixture
-def device_dir(tmp_path, monkeypatch):
-    d = tmp_path / "devices"
-    monkeypatch.setenv("HWNAS_DEVICE_DIR", str(d))
-    return d
-
-
 def test_note10_import_reproduces_ofa_reference_latency(shared_data, device_dir, nas_cli):
     files = sorted((shared_data / "ofa").glob("note10_*_lookup_table.yaml"))
     assert len(files) == 5

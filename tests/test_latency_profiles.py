@@ -16,13 +16,6 @@ SPACE = get_space("ofa")
 RES = 176
 
 
-@pytest.fixture
-def device_dir(tmp_path, monkeypatch):
-    d = tmp_path / "devices"
-    monkeypatch.setenv("HWNAS_DEVICE_DIR", str(d))
-    return d
-
-
 def toy_profile(name="toy", resolution=RES, aliases=("toy-phone",), **kw) -> DeviceProfile:
     """Every block at one resolution costs 1 ms + its index / 1000 (so sums are easy to check)."""
     keys = SPACE.block_keys()

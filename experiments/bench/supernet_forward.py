@@ -32,8 +32,11 @@ from search_spaces import get_space
 class Timer:
     """Seconds of one call: wall clock on CPU, CUDA events on GPU."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, clock: str = "wall"):
         self.cuda = device.type == "cuda"
+        # CPU time of this process is what a shared machine's other load disturbs least
+        # (use it with --threads 1, where no worker thread spins while waiting).
+        self.now = time.process_time if clock == "cpu" else time.perf_counter
 
     def __call__(self, fn: Callable[[], object]) -> float:
         if self.cuda:
@@ -43,9 +46,9 @@ class Timer:
             end.record()
             torch.cuda.synchronize()
             return start.elapsed_time(end) / 1e3
-        t = time.perf_counter()
+        t = self.now()
         fn()
-        return time.perf_counter() - t
+        return self.now() - t
 
 
 def load_ofa_supernet(width_mult: float):
@@ -135,6 +138,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall clock, or this process's CPU time (steadier on a shared machine)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--no-ofa", action="store_true", help="skip Once-for-All's own supernet")
     ap.add_argument("--skip-train", action="store_true")
@@ -146,7 +151,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    timer = Timer(device)
+    timer = Timer(device, "wall" if device.type == "cuda" else args.clock)
     eval_res, train_res, train_batch = (96, 64, 4) if args.quick else (224, 160, 16)
 
     space = get_space(args.space)
@@ -194,7 +199,7 @@ def main(argv=None) -> dict:
 
     result = {
         "bench": "supernet_forward", "space": args.space, "device": str(device),
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "clock": timer.now.__name__ if not timer.cuda else "cuda_events",
         "threads": torch.get_num_threads(), "archs": len(archs), "reps": args.reps,
         "train_archs": len(trains), "train_reps": args.train_reps or args.reps, "quick": args.quick,
         "eval": {"batch": 1, "resolution": eval_res, **summarise(evals, "supernet", "static")},

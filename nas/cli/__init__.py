@@ -15,7 +15,8 @@ import sys
 from search_spaces.errors import UserError
 
 # Module names under nas.cli, in the order `nas --help` lists them.
-COMMANDS = ["spaces", "devices", "convert", "export", "predict", "import_table", "fit_predictor", "fit_device"]
+COMMANDS = ["spaces", "devices", "convert", "export", "predict", "import_table", "fit_device", "search",
+            "fit_predictor"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,240 @@
+"""Runtimes that time a torch module on this machine: ONNX Runtime (CPU or CUDA) or torch with CUDA events.
+
+``RuntimeSettings`` says how a device runs networks (the fields a measured profile records in its
+``runtime``); ``make_backend(settings)`` returns a backend whose ``prepare(module, input_shape)``
+gives a ``Timer``: a ready session with its input bound, whose ``time_ms(warmup, reps)`` returns the
+wall time of each timed run. Building a timer is the slow part (export, optional quantization,
+session creation), so callers build each once and reuse it across measurement rounds.
+
+ONNX Runtime runs through IO binding with a pre-allocated output: a plain ``session.run`` copies
+every output into a fresh numpy array, which for a 112x112x24 block output costs a noticeable share
+of the block's own time and does not happen inside a whole network.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search_spaces.errors import UserError
+
+PROVIDERS = ("cpu", "cuda")
+PRECISIONS = ("fp32", "int8")
+ONNX_OPSET = 17
+ORT_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# Inputs the int8 calibrator sees; latency does not depend on the values, only on the ranges being finite.
+N_CALIBRATION_INPUTS = 4
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How networks run on the device being measured."""
+
+    provider: str = "cpu"  # cpu | cuda
+    threads: int = 2  # intra-op threads (ONNX Runtime CPU); ignored on a GPU
+    batch: int = 1
+    precision: str = "fp32"  # fp32 | int8
+
+    def __post_init__(self):
+        if self.provider not in PROVIDERS:
+            raise UserError(f"unknown execution provider {self.provider!r}; accepted: {', '.join(PROVIDERS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; accepted: {', '.join(PRECISIONS)}")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise UserError(f"threads must be a positive int, got {self.threads!r}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise UserError(f"batch must be a positive int, got {self.batch!r}")
+        if self.provider == "cuda" and self.precision == "int8":
+            raise UserError("int8 is measured on the CPU execution provider only (QDQ int8 on CUDA needs TensorRT)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def onnx_model_bytes(module, input_shape: tuple[int, ...], batch: int = 1) -> bytes:
+    """A module serialised to ONNX with torch's TorchScript exporter (~15x faster than dynamo here)."""
+    import torch
+
+    module = module.eval()
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter is chosen on purpose
+        torch.onnx.export(module, (torch.zeros(batch, *input_shape),), buf, input_names=["input"],
+                          output_names=["output"], opset_version=ONNX_OPSET, dynamo=False)
+    return buf.getvalue()
+
+
+def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: int = 0) -> bytes:
+    """Static int8 quantization (QDQ, per-channel weights) with ONNX Runtime's own tooling.
+
+    Static QDQ rather than ``quantize_dynamic``: dynamic quantization turns convolutions into
+    ConvInteger with activations quantized at run time, which ONNX Runtime's CPU kernels run slower
+    than fp32; static QDQ is fused into QLinearConv, the int8 path a deployed CNN takes on x86 and
+    ARM. A few random inputs calibrate the activation ranges: latency does not depend on the values.
+    """
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(seed)
+            self._it = iter([{"input": rng.standard_normal((batch, *input_shape), dtype=np.float32)}
+                             for _ in range(N_CALIBRATION_INPUTS)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp:
+        out = Path(tmp) / "q.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(onnx.load_from_string(model), out, _Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            extra_options={"CalibTensorRangeSymmetric": False})
+        return out.read_bytes()
+
+
+class OrtTimer:
+    """One ONNX Runtime session with its input and output bound, timed with a wall clock."""
+
+    def __init__(self, session, x: np.ndarray, device: str):
+        import onnxruntime as ort
+
+        self.session = session
+        self.binding = session.io_binding()
+        if device == "cpu":
+            self._x = ort.OrtValue.ortvalue_from_numpy(x)
+            self.binding.bind_ortvalue_input("input", self._x)
+            out = session.run(None, {"input": x})[0]  # first run: allocates, and gives the output shape
+            self._y = ort.OrtValue.ortvalue_from_numpy(np.empty_like(out))
+            self.binding.bind_ortvalue_output("output", self._y)
+        else:  # untested here (no GPU): device tensors, so no host copies are timed
+            self._x = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+            self.binding.bind_ortvalue_input("input", self._x)
+            self.binding.bind_output("output", "cuda", 0)
+        self.session.run_with_iobinding(self.binding)
+
+    def time_ms(self, warmup: int, reps: int) -> np.ndarray:
+        run, binding = self.session.run_with_iobinding, self.binding
+        for _ in range(warmup):
+            run(binding)
+        out = np.empty(reps)
+        clock = time.perf_counter_ns
+        for i in range(reps):
+            t0 = clock()
+            run(binding)
+            out[i] = clock() - t0
+        return out / 1e6
+
+
+class OrtBackend:
+    """ONNX Runtime with the CPU or (when onnxruntime-gpu is installed) CUDA execution provider."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, settings: RuntimeSettings):
+        import onnxruntime as ort
+
+        self.settings = settings
+        self.version = ort.__version__
+        self.execution_provider = ORT_PROVIDER_NAMES[settings.provider]
+        if self.execution_provider not in ort.get_available_providers():
+            raise UserError(f"ONNX Runtime {ort.__version__} here has no {self.execution_provider}")
+
+    def session_options(self):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.settings.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return so
+
+    def prepare(self, module, input_shape: tuple[int, ...]) -> OrtTimer:
+        import onnxruntime as ort
+
+        s = self.settings
+        model = onnx_model_bytes(module, input_shape, s.batch)
+        if s.precision == "int8":
+            model = quantize_int8(model, input_shape, s.batch)
+        session = ort.InferenceSession(model, self.session_options(), providers=[self.execution_provider])
+        x = np.random.default_rng(0).standard_normal((s.batch, *input_shape), dtype=np.float32)
+        return OrtTimer(session, x, s.provider)
+
+
+class TorchCudaTimer:
+    """A torch module on the GPU, timed with CUDA events (untested here: this machine has no GPU)."""
+
+    def __init__(self, module, x):
+        import torch
+
+        self.torch = torch
+        self.module, self.x = module, x
+        with torch.no_grad():
+            module(x)
+        torch.cuda.synchronize()
+
+    def time_ms(self, warmup: int, reps: int) -> np.ndarray:
+        torch = self.torch
+        with torch.no_grad():
+            for _ in range(warmup):
+                self.module(self.x)
+            starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+            ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+            for i in range(reps):
+                starts[i].record()
+                self.module(self.x)
+                ends[i].record()
+            torch.cuda.synchronize()
+        return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)])
+
+
+class TorchCudaBackend:
+    """torch on CUDA, used for ``--provider cuda`` when onnxruntime-gpu is not installed."""
+
+    engine = "torch"
+    execution_provider = "cuda-events"
+
+    def __init__(self, settings: RuntimeSettings):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--provider cuda: neither onnxruntime-gpu nor a CUDA-enabled torch with a GPU is "
+                            "available here")
+        self.settings = settings
+        self.version = torch.__version__
+
+    def prepare(self, module, input_shape: tuple[int, ...]) -> TorchCudaTimer:
+        import torch
+
+        module = module.eval().cuda()
+        x = torch.randn(self.settings.batch, *input_shape, device="cuda")
+        return TorchCudaTimer(module, x)
+
+
+def make_backend(settings: RuntimeSettings):
+    """The backend for these settings: ONNX Runtime where it has the provider, else torch on CUDA."""
+    if settings.provider == "cuda":
+        import onnxruntime as ort
+
+        if ORT_PROVIDER_NAMES["cuda"] not in ort.get_available_providers():
+            return TorchCudaBackend(settings)
+    return OrtBackend(settings)
+
+
+def settings_of_runtime(runtime) -> RuntimeSettings:
+    """The RuntimeSettings a profile's ``runtime`` section was measured with."""
+    provider = "cuda" if runtime.execution_provider in ("CUDAExecutionProvider", "cuda-events") else "cpu"
+    if runtime.execution_provider not in (None, "CPUExecutionProvider", "CUDAExecutionProvider", "cuda-events"):
+        raise UserError(f"this profile was measured with execution provider {runtime.execution_provider!r}, "
+                        f"which hwnas cannot run; accepted: cpu, cuda")
+    return RuntimeSettings(provider=provider, threads=runtime.threads or 1, batch=runtime.batch,
+                           precision=runtime.precision or "fp32")

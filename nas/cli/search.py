@@ -1,0 +1,133 @@
+"""`nas search`: the most accurate arch that meets a latency budget on one or more devices."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from . import add_command, print_json
+
+
+def register(sub):
+    p = add_command(
+        sub, "search",
+        "Search a space for the most accurate network that meets a latency budget on a device "
+        "(repeat --target/--latency for several devices).",
+        "nas search --space ofa --target pixel --latency 80ms\n"
+        "  nas search --space ofa --target pixel --latency 80ms --target x86 --latency 20ms --budget 50000\n"
+        "  nas search --resume runs/search-ofa-pixel-80ms-seed0", run)
+    p.add_argument("--space", default="ofa", help="search space (see nas spaces; default ofa)")
+    p.add_argument("--target", action="append", help="device name or alias (see nas devices); default pixel")
+    p.add_argument("--latency", action="append", help="latency budget per target: 80ms, '80 ms', 0.08s or 80")
+    p.add_argument("--latency-margin", type=float, default=0.0,
+                   help="fraction of each budget kept free, e.g. 0.05 for a modelled profile (default 0)")
+    p.add_argument("--reward", default="hard", help="hard (default), mnas (soft ACC*(LAT/T)^w) or mnas-hard")
+    p.add_argument("--w", type=float, default=-0.07, help="exponent of the soft mnas reward (default -0.07)")
+    p.add_argument("--strategy", default="evolution", help="evolution (default) or random")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
+    p.add_argument("--accuracy", default="published",
+                   help="published (default prior), ofa-predictor:PATH or predictor:PATH")
+    p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--out", help="run folder (default runs/search-SPACE-TARGET-LATENCY-seedN)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search from its run folder")
+    p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print result.json instead of the table")
+
+
+def _params(pairs: list[str]) -> dict:
+    from search_spaces.errors import UserError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--param {pair!r}: expected KEY=VALUE, e.g. population=100")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def run(args) -> int:
+    from nas.search import DEFAULT_BUDGET, load_config, search
+    from search_spaces.errors import UserError
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            raise UserError(f"--resume {args.resume!r}: no config.json there; is it a search run folder?")
+        cfg = load_config(run_dir)
+        kwargs = dict(space=cfg["space"], target=[t for t, _ in cfg["targets"]],
+                      latency_ms=[b for _, b in cfg["targets"]], latency_margin=cfg["margin"],
+                      reward=cfg["reward"], w=cfg["w"], strategy=cfg["strategy"],
+                      strategy_params=cfg["strategy_params"], accuracy=cfg["accuracy"], budget=cfg["budget"],
+                      seed=cfg["seed"], top_k=cfg["top_k"], out=run_dir, resume=True)
+    else:
+        targets = args.target or ["pixel"]
+        budgets = args.latency
+        if not budgets:
+            raise UserError("--latency is required, e.g. --latency 80ms (one per --target)")
+        out = args.out or (Path("runs") / f"search-{args.space}-{'-'.join(targets)}-"
+                           f"{'-'.join(b.replace(' ', '') for b in budgets)}-seed{args.seed}-"
+                           f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        kwargs = dict(space=args.space, target=targets, latency_ms=budgets, latency_margin=args.latency_margin,
+                      reward=args.reward, w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
+                      accuracy=args.accuracy, budget=DEFAULT_BUDGET if args.budget is None else args.budget, seed=args.seed,
+                      top_k=args.top_k, out=out)
+    result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot)
+    run_dir = Path(kwargs["out"])
+    exported = None
+    if args.export and result.best is not None:
+        from nas.export import export
+
+        exported = export(result.space, result.best.arch, run_dir / f"best.{args.export}")["path"]
+    if args.json:
+        print_json(result.model_dump())
+        return 0
+    print(format_result(result, run_dir, exported))
+    return 0
+
+
+def format_result(result, run_dir: Path, exported: str | None = None) -> str:
+    """The human-readable summary: best arch, top-k table, sources and expected errors."""
+    from nas.io import to_json
+
+    devs = [t.device for t in result.targets]
+    lines = [f"space {result.space} | strategy {result.strategy} | {result.n_evaluated} archs evaluated "
+             f"in {result.wall_time_s:.1f} s | seed {result.seed}"]
+    for t in result.targets:
+        err = ""
+        if t.expected_error:
+            e = t.expected_error
+            mape = e.get("mape_pct")
+            if mape is not None:
+                err = f"; expected error MAPE {mape:.1f}%"
+        margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
+        lines.append(f"target {t.device}: <= {t.budget_ms:g} ms{margin} [{t.latency_source}{err}]")
+    lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]")
+    if result.best is None:
+        lines.append("no architecture met the constraints")
+        return "\n".join(lines)
+    head = f"{'rank':>4}  {'top-1 %':>7}  " + "  ".join(f"{d + ' ms':>12}" for d in devs) + \
+        f"  {'MACs M':>8}  {'params M':>8}"
+    lines += ["", head]
+    for i, s in enumerate(result.top_k, 1):
+        lines.append(f"{i:>4}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
+                     + f"  {s.macs / 1e6:>8.1f}  {s.params / 1e6:>8.2f}")
+    lines += ["", "best arch:", to_json(result.best.arch)]
+    for n in result.notes:
+        lines.append(f"note: {n}")
+    lines.append(f"results: {run_dir / 'result.json'}" + (
+        f", plot: {run_dir / 'search.png'}" if (run_dir / "search.png").exists() else "")
+        + (f", model: {exported}" if exported else ""))
+    return "\n".join(lines)
