@@ -311,6 +311,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     result = _result(sp, objective, strat, est, config, archive, history, n_eval, time.perf_counter() - t0)
     if run_dir is not None:
         result.write(run_dir / "result.json")
+        if result.best is not None:  # ready for nas predict / nas export
+            atomic_write_json(run_dir / "best_arch.json", result.best.arch)
         if plot:
             from .plots import plot_search
 
