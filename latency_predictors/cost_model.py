@@ -14,11 +14,21 @@ coefficients in all, fitted by non-negative least squares on relative errors, so
 
 Per-block tables measured by other people on the same phone (another TFLite build, another
 harness) may sit at another overall speed: each table gets one multiplicative scale, fitted
-alongside, and whole-network figures keep scale 1. A table then teaches relative costs only.
+alongside. A table then teaches relative costs only.
+
+Whole-network figures come from several documents, measured with TFLite builds years apart (the
+2018 MobileNetV2 and MnasNet tables; the MobileNetV3 README's, about 12 % faster at equal work).
+Likewise each source (``measurements.source_key``: the cited document and table) gets one
+multiplicative speed factor, fitted jointly; the source with the most rows is the reference
+(factor 1), and a source with fewer than ``min_source_rows`` rows in the fit keeps factor 1 (one
+or two rows would only absorb their own error). Coefficients, block predictions and device
+profiles are on the reference source's scale; ``predict_networks(..., source_scaled=True)``
+multiplies a measurement by its source's factor (1 for a source the fit did not scale).
 
 Scikit-learn style: ``fit(networks, tables)`` learns ``coef_`` (and ``table_scale_``,
-``fit_report_``), ``predict_blocks(keys)`` prices blocks, ``to_dict``/``from_dict`` round-trip
-the fitted state as plain data for a device profile.
+``source_scale_``, ``reference_source_``, ``fit_report_``, ``source_report_``),
+``predict_blocks(keys)`` prices blocks, ``to_dict``/``from_dict`` round-trip the fitted state as
+plain data for a device profile.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from scipy.optimize import nnls
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 
-from .measurements import BlockTable, NetworkMeasurement
+from .measurements import BlockTable, NetworkMeasurement, source_key
 from .operators import COMPUTE_KINDS, ELEMENTWISE, FC, POOL, Op, block_ops
 
 MODEL_NAME = "operator-cost-v1"
@@ -105,11 +115,17 @@ class OperatorCostModel:
         (0.3: tables, timed by other harnesses, shape the relative costs; the networks lead).
       huber_delta: relative residual beyond which a figure's weight is reduced (0 disables it).
       n_reweight: Huber re-weighting rounds.
+      source_scale: fit one speed factor per source of whole-network figures (the one with the
+        most rows is the reference, factor 1).
+      min_source_rows: a source needs this many rows in the fit to get its own factor.
     """
 
     def __init__(self, table_scale: bool = True, table_weight: float = 0.3,
-                 huber_delta: float = 0.05, n_reweight: int = 5):
+                 huber_delta: float = 0.05, n_reweight: int = 5, source_scale: bool = True,
+                 min_source_rows: int = 3):
         self.table_scale = table_scale
+        self.source_scale = source_scale
+        self.min_source_rows = min_source_rows
         self.table_weight = table_weight
         self.huber_delta = huber_delta
         self.n_reweight = n_reweight
@@ -121,12 +137,15 @@ class OperatorCostModel:
         networks, tables = list(networks), list(tables)
         if not networks and not tables:
             raise UserError("nothing to fit: give whole-network figures and/or block tables")
+        sources, reference = self._network_sources(networks)
+        n_groups = len(tables) + len(sources)
         rows, y, weight, group = [], [], [], []
         for n in networks:
             rows.append(network_features(n.blocks))
             y.append(n.latency_ms)
             weight.append(1.0 / len(networks))
-            group.append(-1)
+            key = source_key(n) if self.source_scale else ""
+            group.append(len(tables) + sources.index(key))
         for t, table in enumerate(tables):
             if len(table) == 0:
                 raise UserError(f"block table {table.name!r} is empty")
@@ -142,33 +161,53 @@ class OperatorCostModel:
         if np.any(y <= 0):
             raise UserError("every latency to fit must be positive")
 
-        scale = np.ones(len(tables))
+        # Which groups get a fitted scale: tables (if table_scale), network sources other than
+        # the reference with at least min_source_rows rows (if source_scale).
+        free = np.zeros(n_groups, dtype=bool)
+        free[:len(tables)] = bool(self.table_scale)
+        for s, key in enumerate(sources):
+            free[len(tables) + s] = (self.source_scale and key != reference
+                                     and np.sum(group == len(tables) + s) >= self.min_source_rows)
+        scale = np.ones(n_groups)
         robust = np.ones(len(y))
         for _ in range(max(1, self.n_reweight + 1)):
-            row_scale = np.append(scale, 1.0)[group]  # group -1 (whole networks) keeps scale 1
-            target = y / row_scale
+            target = y / scale[group]
             coef = _weighted_nnls(A, target, weight * robust / target ** 2)
             pred = A @ coef
-            if self.table_scale and tables:
-                for t in range(len(tables)):
-                    m = group == t
-                    ok = pred[m] > 0
-                    scale[t] = float(np.exp(np.mean(np.log(y[m][ok] / pred[m][ok])))) if ok.any() else 1.0
-            rel = pred * np.append(scale, 1.0)[group] / y - 1.0
+            for g in np.flatnonzero(free):
+                m = (group == g) & (pred > 0)
+                scale[g] = float(np.exp(np.mean(np.log(y[m] / pred[m])))) if m.any() else 1.0
+            rel = pred * scale[group] / y - 1.0
             if self.huber_delta > 0:
                 robust = np.minimum(1.0, self.huber_delta / np.maximum(np.abs(rel), 1e-12))
 
         self.coef_ = coef
         self.table_scale_ = {tables[t].name: float(scale[t]) for t in range(len(tables))}
+        self.source_scale_ = ({key: float(scale[len(tables) + s]) for s, key in enumerate(sources)}
+                              if self.source_scale else {})
+        self.reference_source_ = reference
         self.fit_report_ = self._report(networks, tables, rel, group)
+        # Each source of whole-network figures: its rows, its factor, its MAPE at that factor.
+        self.source_report_ = {
+            key: {"n": int(np.sum(group == len(tables) + s)), "scale": self.source_scale_[key],
+                  "mape_pct": float(100 * np.abs(rel[group == len(tables) + s]).mean())}
+            for s, key in enumerate(sources)} if self.source_scale else {}
         return self
+
+    def _network_sources(self, networks) -> tuple[list[str], str]:
+        """The distinct source keys of the networks (first-seen order) and the reference one."""
+        keys = [source_key(n) if self.source_scale else "" for n in networks]
+        sources = list(dict.fromkeys(keys))
+        reference = max(sources, key=keys.count) if sources else ""
+        return sources, reference
 
     def _report(self, networks, tables, rel, group) -> dict:
         report = {}
         if networks:
-            r = np.abs(rel[group == -1])
+            r = np.abs(rel[group >= len(tables)])
             report["whole_networks"] = {"n": len(networks), "mape_pct": float(100 * r.mean()),
                                         "max_ape_pct": float(100 * r.max())}
+
         for t, table in enumerate(tables):
             r = np.abs(rel[group == t])
             report[table.name] = {"n": len(table), "mape_pct": float(100 * r.mean()),
@@ -192,11 +231,27 @@ class OperatorCostModel:
         self._check_fitted()
         return float(self.coef_[NETWORK])
 
-    def predict_networks(self, networks) -> np.ndarray:
-        """Latency (ms) of whole networks: block lists (or measurements) plus the overhead."""
+    def source_factor(self, measurement: NetworkMeasurement | str) -> float:
+        """The fitted speed factor of a measurement's source (or source key); 1 if not fitted."""
+        self._check_fitted()
+        if not getattr(self, "source_scale", False):
+            return 1.0
+        key = measurement if isinstance(measurement, str) else source_key(measurement)
+        return float(getattr(self, "source_scale_", {}).get(key, 1.0))
+
+    def predict_networks(self, networks, source_scaled: bool = False) -> np.ndarray:
+        """Latency (ms) of whole networks: block lists (or measurements) plus the overhead.
+
+        On the reference source's scale; with ``source_scaled`` each measurement is multiplied by
+        its source's fitted factor (as that source would have published it).
+        """
         self._check_fitted()
         blocks = _as_block_lists(networks)
-        return np.array([network_features(b) @ self.coef_ for b in blocks])
+        pred = np.array([network_features(b) @ self.coef_ for b in blocks])
+        if source_scaled:
+            pred = pred * np.array([self.source_factor(n) if isinstance(n, NetworkMeasurement) else 1.0
+                                    for n in networks])
+        return pred
 
     def breakdown(self, keys: Sequence[BlockKey]) -> dict[str, float]:
         """Milliseconds per feature summed over blocks: where the time goes."""
@@ -212,8 +267,11 @@ class OperatorCostModel:
             "coefficients": {n: float(c) for n, c in zip(FEATURE_NAMES, self.coef_)},
             "units": {n: u for n, u, _ in FEATURES},
             "table_scale": dict(self.table_scale_),
+            "source_scale": dict(getattr(self, "source_scale_", {})),
+            "reference_source": getattr(self, "reference_source_", ""),
             "params": {"table_scale": self.table_scale, "table_weight": self.table_weight,
-                       "huber_delta": self.huber_delta, "n_reweight": self.n_reweight},
+                       "huber_delta": self.huber_delta, "n_reweight": self.n_reweight,
+                       "source_scale": self.source_scale, "min_source_rows": self.min_source_rows},
         }
 
     @classmethod
@@ -229,7 +287,10 @@ class OperatorCostModel:
         if np.any(model.coef_ < 0):
             raise UserError("cost model coefficients must be non-negative")
         model.table_scale_ = dict(data.get("table_scale", {}))
+        model.source_scale_ = {str(k): float(v) for k, v in (data.get("source_scale") or {}).items()}
+        model.reference_source_ = str(data.get("reference_source", ""))
         model.fit_report_ = {}
+        model.source_report_ = {}
         return model
 
 

@@ -1,7 +1,10 @@
 """How well a cost model fitted on published figures holds on figures it was not fitted to.
 
 - ``leave_one_family_out``: hold out every width and resolution of one network family, fit on
-  the rest (and the block tables), report the held-out family's MAPE.
+  the rest (and the block tables), report the held-out family's MAPE. Each held-out figure is
+  predicted at its source's speed factor as fitted on that source's remaining rows; a family
+  whose source has no other rows (or too few to get a factor) is predicted at factor 1, the
+  reference source's speed.
 - ``table_spearman``: leave one per-block table out of the fit, rank-correlate the model's block
   latencies with that table's entries (the table's own overall speed does not matter to a rank).
 """
@@ -29,10 +32,12 @@ def leave_one_family_out(networks: Sequence[NetworkMeasurement], tables: Sequenc
         train = [n for n in networks if n.family != fam]
         test = [n for n in networks if n.family == fam]
         model = OperatorCostModel(**model_params).fit(train, tables)
-        pred = model.predict_networks(test)
+        pred = model.predict_networks(test, source_scaled=True)
         y = np.array([n.latency_ms for n in test])
+        factors = sorted({round(model.source_factor(n), 4) for n in test})
         out[fam] = {"n": len(test), "mape_pct": _mape_pct(pred, y),
-                    "max_ape_pct": float(100 * np.max(np.abs(pred / y - 1)))}
+                    "max_ape_pct": float(100 * np.max(np.abs(pred / y - 1))),
+                    "source_factor": factors[0] if len(factors) == 1 else factors}
     return out
 
 
@@ -58,6 +63,7 @@ def evaluate(networks: Sequence[NetworkMeasurement], tables: Sequence[BlockTable
     return {
         "model": model.to_dict(),
         "fit": model.fit_report_,
+        "sources": model.source_report_,
         "leave_one_family_out": lofo,
         "leave_one_family_out_max_mape_pct": max(v["mape_pct"] for v in lofo.values()) if lofo else None,
         "table_held_out": {t.name: table_spearman(networks, tables, t, **model_params) for t in tables},

@@ -122,8 +122,10 @@ def fit_device_profile(name: str, whole_csv: str | os.PathLike | None = None,
         provenance=(f"{MODEL_NAME}: per-operator analytical cost model (MACs, memory traffic and kernel "
                     f"overhead per operator type, non-negative least squares on relative errors) fitted "
                     f"by `nas fit-device` on {len(networks)} published whole-network latencies and "
-                    f"{sum(len(t) for t in tables)} per-block entries; every block of every table below is "
-                    f"a model prediction, not a measurement"),
+                    f"{sum(len(t) for t in tables)} per-block entries, with one speed factor per block "
+                    f"table and per source of whole-network figures (TFLite builds differ); every block "
+                    f"of every table below is a model prediction, not a measurement, on the speed of the "
+                    f"reference source ({_reference_note(model)})"),
         citations=citations,
         files=[SourceFile(name=p.name, sha256=_sha256(p)) for p in files],
         created=now_iso())
@@ -140,14 +142,21 @@ def fit_device_profile(name: str, whole_csv: str | os.PathLike | None = None,
         "held_out_spearman": {t: round(r["spearman"], 4) for t, r in report.get("table_held_out", {}).items()},
         "fit_mape_pct": {k: round(v["mape_pct"], 2) for k, v in model.fit_report_.items()},
     }
+    if model.source_scale_:
+        fit_params["source_scale"] = {k: round(v, 4) for k, v in model.source_scale_.items()}
+        fit_params["reference_source"] = model.reference_source_
     whole = model.fit_report_.get("whole_networks")
     fit = FitReport(
         method=f"{MODEL_NAME} cost model",
         n_points=len(networks) if whole else sum(len(t) for t in tables),  # the points mape_pct is over
-        reference=((f"MAPE over the published whole-network latencies (also fitted on "
-                    f"{sum(len(t) for t in tables)} per-block entries)" if whole else "per-block tables")
-                   + "; params: lofo_mape_pct = error on each family left out of the fit, "
-                     "held_out_spearman = rank agreement with each block table left out of the fit; "
+        reference=((f"MAPE over the published whole-network latencies, each at its source's fitted "
+                    f"speed factor (also fitted on {sum(len(t) for t in tables)} per-block entries)"
+                    if whole else "per-block tables")
+                   + "; params: lofo_mape_pct = error on each family left out of the fit (at its "
+                     "source's factor fitted on the source's other rows, 1 where it has none), "
+                     "held_out_spearman = rank agreement with each block table left out of the fit, "
+                     "source_scale = speed factor of each source of whole-network figures relative to "
+                     "reference_source (block tables are on the reference's speed); "
                      "model = the fitted coefficients (rebuild with OperatorCostModel.from_dict)"),
         mape_pct=round(whole["mape_pct"] if whole else
                        float(np.mean([v["mape_pct"] for v in model.fit_report_.values()])), 2),
@@ -169,6 +178,11 @@ def fit_device_profile(name: str, whole_csv: str | os.PathLike | None = None,
         err = e.errors()[0]
         raise UserError(f"field {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     return profile, report
+
+
+def _reference_note(model: OperatorCostModel) -> str:
+    ref = getattr(model, "reference_source_", "")
+    return f"{ref!r}, the one with the most rows" if ref else "all figures share one speed"
 
 
 def model_from_profile(profile: DeviceProfile) -> OperatorCostModel:

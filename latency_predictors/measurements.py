@@ -72,6 +72,22 @@ def family_of(arch: str) -> str:
     return re.sub(r"_\d+(\.\d+)?$", "", arch)
 
 
+_TABLE_CITED = re.compile(r"^(.*?\btable\b(?:\s+\d+)?)", re.IGNORECASE)
+
+
+def source_key(measurement: "NetworkMeasurement | str") -> str:
+    """The document and table a whole-network figure comes from: one measurement campaign.
+
+    The ``source`` text up to and including its first mention of a table (``... Table 4``,
+    ``... 'Mobilenet V3 Imagenet Checkpoints' table``), so rows of one table that differ only in
+    their row-level notes share a key; the whole text (stripped) when it names no table.
+    """
+    text = measurement if isinstance(measurement, str) else measurement.source
+    text = " ".join(str(text or "").split())
+    m = _TABLE_CITED.match(text)
+    return m.group(1) if m else text
+
+
 def _config_for(arch: str, configs: dict) -> dict:
     cfg = configs.get(arch)
     if cfg is None:

@@ -7,7 +7,8 @@ folded into the conv, ReLU/ReLU6 are fused into it, while h-swish, sigmoid gates
 residual adds are separate element-wise kernels, and SE's squeeze is a global mean.
 
 Keys follow Once-for-All's format. ``expanded_conv`` reads ``expand`` as the middle channel count;
-``se`` and ``hs`` default to 0; ``groups`` (grouped 1x1 convs, FBNet) defaults to 1. ``Conv``,
+a key with neither ``se`` nor ``hs`` is ProxylessNAS's (the ``proxyless`` space, ``mobile_trim.yaml``),
+whose ``expand`` is the ratio; ``se`` and ``hs`` default to 0; ``groups`` (grouped 1x1 convs, FBNet) defaults to 1. ``Conv``,
 ``Conv_1`` and ``Conv_2`` without an ``hs`` parameter follow Once-for-All's MobileNetV3 convention
 (h-swish); keys from other sources should state ``hs:0``. Ops ``skip``, ``zero`` and ``Identity``
 cost nothing.
@@ -94,7 +95,7 @@ def inverted_residual(h: int, w: int, cin: int, cout: int, mid: int, kernel: int
     """MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 linear projection [+ residual add]."""
     ho, wo = _down(h, stride), _down(w, stride)
     ops: list[Op] = []
-    if mid != cin:
+    if mid != cin or groups > 1:  # FBNet's e1_g2 blocks keep their grouped 1x1 expansion
         ops += conv(h, w, cin, h, w, mid, 1, groups, act)
         if groups > 1:  # channel shuffle between grouped 1x1 convs
             ops.append(elementwise(h * w * mid, h * w * mid))
@@ -158,6 +159,8 @@ def _expanded_conv(key: BlockKey) -> list[Op]:
     h, w, cin = _hw_c(key.input)
     _, _, cout = _hw_c(key.output)
     mid = key.param("expand")
+    if not {"se", "hs"} & {k for k, _ in key.params}:
+        mid = int(round(cin * mid))  # ProxylessNAS's keys: expand is the ratio, no se / hs
     hs = _param(key, "hs", 0)
     act = "h_swish" if hs else "relu"
     se = _param(key, "se", 0)
@@ -175,6 +178,20 @@ def _plain_conv(key: BlockKey) -> list[Op]:
     kernel = _param(key, "kernel", 3 if key.op == "Conv" else 1)
     act = "h_swish" if _param(key, "hs", 1) else "relu"
     ops = conv(h, w, cin, ho, wo, cout, kernel, 1, act)
+    if _param(key, "idskip", 0):
+        ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
+    return ops
+
+
+@register_op("regular_conv")
+def _regular_conv(key: BlockKey) -> list[Op]:
+    """MnasNet's regular conv op: kxk conv (ReLU) [-> SE on its output] [+ identity]."""
+    h, w, cin = _hw_c(key.input)
+    ho, wo, cout = _hw_c(key.output)
+    ops = conv(h, w, cin, ho, wo, cout, key.param("kernel"), 1, "relu")
+    squeeze = _param(key, "se", 0)
+    if squeeze:
+        ops += squeeze_excite(ho, wo, cout, squeeze, "sigmoid")
     if _param(key, "idskip", 0):
         ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
     return ops

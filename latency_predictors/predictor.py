@@ -15,6 +15,7 @@ from search_spaces.base import Arch, SearchSpace
 from search_spaces.errors import UserError
 from search_spaces.registry import get_space
 
+from .hostcheck import warn_if_other_host
 from .profile import DeviceProfile, LayerTable, SpaceTable
 from .registry import get_profile
 
@@ -61,34 +62,47 @@ class LatencyPredictor:
 
     def __init__(self, profile: DeviceProfile | str, space: SearchSpace | str):
         self.profile = get_profile(profile)
+        warn_if_other_host(self.profile)  # a measured table says little about another machine
         self.space = get_space(space)
         table = self.profile.table(self.space.name)
         device = self.profile.name
-        if table is None:
-            covered = ", ".join(sorted(self.profile.tables)) or "none"
-            raise UserError(f"device {device!r} has no latency table for space {self.space.name!r} "
-                            f"(it covers: {covered}); measure one with: {profile_command(device, self.space.name)}")
-        if not table.entries and not table.by_resolution:
-            raise UserError(f"device {device!r}'s table for space {self.space.name!r} is per layer; "
-                            f"it prices layer choices (LayerLatency), not the space's blocks")
+        self.layers_: LayerLatency | None = None  # set when the table is per layer (Single-Path NAS)
         src = self.profile.source_of(self.space.name)
         cal = self.profile.calibration_of(self.space.name)
         self.source = src.kind
         self.provenance = src.provenance
+        if table is None:
+            # A modelled profile prices any space with blocks through its own cost model.
+            self.table_ms_ = _cost_model_table(self.profile, self.space)
+            if self.table_ms_ is None:
+                covered = ", ".join(sorted(self.profile.tables)) or "none"
+                raise UserError(f"device {device!r} has no latency table for space {self.space.name!r} "
+                                f"(it covers: {covered}); measure one with: "
+                                f"{profile_command(device, self.space.name)}")
+            self.provenance = (f"{src.provenance}; the blocks of space {self.space.name!r} are priced by "
+                               f"the profile's cost model when loaded")
+        elif not table.entries and not table.by_resolution:
+            self.layers_ = _layer_latency(table, self.space, device)
+            self.table_ms_ = np.zeros(0)
+        else:
+            self.table_ms_ = compile_table(table, self.space)
         self.scale_ = float(cal.scale)
         self.offset_ms_ = float(cal.offset_ms)
-        self.table_ms_ = compile_table(table, self.space)
         # Index -1 (an inactive slot) lands on this trailing zero.
         self._padded_ms = np.append(self.table_ms_, 0.0)
 
     # ---- coverage -------------------------------------------------------------------------
     def missing_block_ids(self, block_ids: np.ndarray | None = None) -> np.ndarray:
         """Blocks (indices into ``space.block_keys()``) without a latency, among ``block_ids``."""
+        if self.layers_ is not None:
+            return np.zeros(0, dtype=np.int64)  # a per-layer table prices every choice
         ids = self.space.searched_block_ids() if block_ids is None else np.asarray(block_ids)
         return ids[np.isnan(self.table_ms_[ids])]
 
     def coverage(self) -> float:
         """Fraction of the blocks that searched archs can reach which the table prices."""
+        if self.layers_ is not None:
+            return 1.0
         ids = self.space.searched_block_ids()
         return float(1.0 - len(self.missing_block_ids(ids)) / len(ids))
 
@@ -107,6 +121,10 @@ class LatencyPredictor:
             raise UserError(f"missing must be 'raise' or 'nan', got {missing!r}")
         X = self._encoded(archs)
         out = np.empty(len(X))
+        if self.layers_ is not None:
+            for start in range(0, len(X), CHUNK_ROWS):
+                out[start:start + CHUNK_ROWS] = self.layers_.predict(self.space.layer_choices(X[start:start + CHUNK_ROWS]))
+            return out
         for start in range(0, len(X), CHUNK_ROWS):
             ids = self.space.block_matrix(X[start:start + CHUNK_ROWS])
             out[start:start + CHUNK_ROWS] = self._padded_ms[ids].sum(axis=1)
@@ -172,6 +190,38 @@ class LayerLatency:
             raise UserError(f"layer choices must be (n, {self.n_layers}) ints in 0..{self.skip} "
                             f"({', '.join(self.options)}, {self.skip} = skip)")
         return self.table_ms_[np.arange(self.n_layers)[None, :], C].sum(axis=1)
+
+
+def _cost_model_table(profile: DeviceProfile, space: SearchSpace) -> np.ndarray | None:
+    """Latency of every block of ``space`` from a modelled profile's cost model; None without one."""
+    if profile.fit is None or not profile.fit.model:
+        return None
+    try:
+        keys = space.block_keys()
+    except NotImplementedError:
+        return None
+    from .fit_device import model_from_profile
+
+    return np.asarray(model_from_profile(profile).predict_blocks(keys), dtype=np.float64)
+
+
+def _layer_latency(table: SpaceTable, space: SearchSpace, device: str) -> LayerLatency:
+    """A per-layer table as a ``LayerLatency`` whose columns follow the space's ``layer_options``."""
+    layers = table.layers
+    options = list(getattr(space, "layer_options", ()) or ())
+    if layers is None or not options or not hasattr(space, "layer_choices"):
+        raise UserError(f"device {device!r}'s table for space {space.name!r} is per layer, but the space "
+                        f"does not map its archs to layer choices (layer_options / layer_choices)")
+    if sorted(options) != sorted(layers.options):
+        raise UserError(f"device {device!r}'s per-layer table for space {space.name!r} has options "
+                        f"{', '.join(layers.options)}; the space's are {', '.join(options)}")
+    n_layers = space.layer_choices(space.sample_encoded(np.random.default_rng(0), 1)).shape[1]
+    if len(layers.ms) != n_layers:
+        raise UserError(f"device {device!r}'s per-layer table for space {space.name!r} has {len(layers.ms)} "
+                        f"layers; the space has {n_layers}")
+    perm = [layers.options.index(o) for o in options]
+    ms = np.asarray(layers.ms, dtype=np.float64)[:, perm]
+    return LayerLatency(LayerTable(options=options, ms=ms.tolist(), skip_ms=layers.skip_ms))
 
 
 def predict_latency_ms(space: SearchSpace | str, device: DeviceProfile | str,

@@ -58,16 +58,43 @@ class RuntimeSettings:
 
 
 def onnx_model_bytes(module, input_shape: tuple[int, ...], batch: int = 1) -> bytes:
-    """A module serialised to ONNX with torch's TorchScript exporter (~15x faster than dynamo here)."""
+    """A module serialised to ONNX with torch's TorchScript exporter (~15x faster than dynamo here).
+
+    Tracing runs the module once, which at 224 px costs more than the rest of the export; images are
+    therefore traced at 16x16 with free spatial axes, and the real size is then pinned on the input
+    (ONNX Runtime infers every other shape at load, so the session is the same as a full-size trace).
+    Only modules whose graph does not depend on the input size may be exported this way, which holds
+    for convolutional blocks and networks; ``trace_small=False`` traces at full size.
+    """
+    return _export(module, input_shape, batch, trace_small=len(input_shape) == 3 and min(input_shape[1:]) > 16)
+
+
+def _export(module, input_shape, batch, trace_small: bool) -> bytes:
+    import onnx
     import torch
 
     module = module.eval()
+    shape = (input_shape[0], 16, 16) if trace_small else tuple(input_shape)
+    dynamic = {"input": {2: "h", 3: "w"}, "output": {}} if trace_small else None
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter is chosen on purpose
-        torch.onnx.export(module, (torch.zeros(batch, *input_shape),), buf, input_names=["input"],
-                          output_names=["output"], opset_version=ONNX_OPSET, dynamo=False)
-    return buf.getvalue()
+        torch.onnx.export(module, (torch.zeros(batch, *shape),), buf, input_names=["input"],
+                          output_names=["output"], opset_version=ONNX_OPSET, dynamo=False,
+                          dynamic_axes=dynamic)
+    if not trace_small:
+        return buf.getvalue()
+    model = onnx.load_from_string(buf.getvalue())
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for i, v in ((2, input_shape[1]), (3, input_shape[2])):
+        dims[i].Clear()
+        dims[i].dim_value = int(v)
+    for out in model.graph.output:  # sizes of the traced run: let the runtime infer them again
+        for j, d in enumerate(out.type.tensor_type.shape.dim):
+            d.Clear()
+            d.dim_param = f"out_{j}"
+    del model.graph.value_info[:]
+    return model.SerializeToString()
 
 
 def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: int = 0) -> bytes:
@@ -133,6 +160,28 @@ class OrtTimer:
         return out / 1e6
 
 
+_GLOBAL_POOL: dict[str, int | None] = {"threads": None}
+
+
+def _global_pool(threads: int) -> bool:
+    """Share one process-wide ONNX Runtime thread pool of ``threads`` between sessions, when possible.
+
+    Hundreds of block sessions each with a pool of their own would leave the previous session's
+    workers spinning while the next block runs (on 2 cores that steals a core); a whole network has
+    one pool, so blocks timed on a shared one see the same threading. The pool size is fixed once per
+    process: a later request for another size (or a runtime already started) uses per-session pools.
+    """
+    if _GLOBAL_POOL["threads"] is None:
+        try:
+            from onnxruntime.capi import _pybind_state
+
+            _pybind_state.set_global_thread_pool_sizes(threads, 1)
+            _GLOBAL_POOL["threads"] = threads
+        except Exception:  # noqa: BLE001 - private API or a runtime already created: fall back
+            _GLOBAL_POOL["threads"] = -1
+    return _GLOBAL_POOL["threads"] == threads
+
+
 class OrtBackend:
     """ONNX Runtime with the CPU or (when onnxruntime-gpu is installed) CUDA execution provider."""
 
@@ -151,8 +200,11 @@ class OrtBackend:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.settings.threads
-        so.inter_op_num_threads = 1
+        if self.settings.provider == "cpu" and _global_pool(self.settings.threads):
+            so.use_per_session_threads = False
+        else:
+            so.intra_op_num_threads = self.settings.threads
+            so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3

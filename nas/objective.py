@@ -93,6 +93,9 @@ class Objective:
     def evaluate(self, X: np.ndarray, lat_ms: np.ndarray | None = None) -> Evaluation:
         """Accuracy (counted against the search budget), latency, feasibility and score of X."""
         lat_ms = self.latency(X) if lat_ms is None else lat_ms
+        if len(X) == 0:  # estimators need not handle empty batches
+            acc = np.empty(0)
+            return Evaluation(acc, lat_ms.reshape(0, len(self.targets)), np.empty(0, bool), np.empty(0))
         acc = np.asarray(self.accuracy.predict(X), dtype=np.float64)
         self.n_acc_evals += len(X)
         return Evaluation(acc, lat_ms, self.within(lat_ms), self.score(acc, lat_ms))

@@ -131,12 +131,15 @@ def _strip(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("wall_time_s", "created")}
 
 
-def test_kill_9_then_resume_equals_uninterrupted(tmp_path, nas_cli):
+@pytest.mark.parametrize("strategy, budget", [("evolution", 4000), ("random", 4000), ("rl", 1500)])
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path, nas_cli, strategy, budget):
     """A search killed with SIGKILL mid-way and resumed gives the uninterrupted run's result."""
     killed, clean = tmp_path / "killed", tmp_path / "clean"
+    params = {"batch_size": 200} if strategy == "random" else {}
     script = (
         "import sys, time, nas\n"
-        "nas.search(space='ofa', target='pixel', latency_ms=70, budget=4000, seed=3, out=sys.argv[1],\n"
+        f"nas.search(space='ofa', target='pixel', latency_ms=70, budget={budget}, seed=3, out=sys.argv[1],\n"
+        f"           strategy='{strategy}', strategy_params={params!r},\n"
         "           callbacks=[lambda info: time.sleep(0.04)], plot=False)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -152,8 +155,10 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, nas_cli):
     assert not (killed / "result.json").exists()
     code, _, err = nas_cli("search", "--resume", killed, "--quiet", "--no-plot")
     assert code == 0, err
-    code, _, err = nas_cli("search", "--space", "ofa", "--target", "pixel", "--latency", "70ms",
-                           "--budget", "4000", "--seed", "3", "--out", clean, "--quiet", "--no-plot")
+    extra = ["--param", "batch_size=200"] if strategy == "random" else []
+    code, _, err = nas_cli("search", "--space", "ofa", "--target", "pixel", "--latency", "70ms", "--strategy",
+                           strategy, *extra, "--budget", budget, "--seed", "3", "--out", clean, "--quiet",
+                           "--no-plot")
     assert code == 0, err
     resumed = json.loads((killed / "result.json").read_text())
     uninterrupted = json.loads((clean / "result.json").read_text())

@@ -240,3 +240,37 @@ def test_wrong_space_and_corrupted_checkpoints_are_one_line_errors(tmp_path):
     ckpt["state_dict"]["classifier.weight"] = torch.zeros(3, 3)
     torch.save(ckpt, tmp_path / "shapes.pt")
     _one_line_error(lambda: load_supernet(tmp_path / "shapes.pt"))
+
+
+def test_eval_forward_runs_exactly_the_static_networks_ops(supernet):
+    """All per-arch work happened in set_active: no slicing or kernel transforms per forward."""
+    from collections import Counter
+
+    from torch.profiler import profile
+
+    def aten_ops(fn):
+        with profile() as prof:
+            fn()
+        return Counter(e.name for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
+
+    arch = get_space("ofa").sample(np.random.default_rng(4), 1)[0]
+    supernet.eval().set_active(arch)
+    sub = supernet.extract()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert aten_ops(lambda: supernet(x)) == aten_ops(lambda: sub(x))
+
+
+def test_a_deep_copy_runs_the_same_subnet(supernet):
+    import copy
+
+    arch = get_space("ofa").sample(np.random.default_rng(6), 1)[0]
+    supernet.eval().set_active(arch)
+    twin = copy.deepcopy(supernet)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(twin(x), supernet(x))
+        for p in twin.parameters():
+            p.zero_()
+        twin.refresh()
+        assert not torch.equal(twin(x), supernet(x))

@@ -1,0 +1,55 @@
+"""`nas profile`: measure a space's blocks on this machine into a device profile (resumable)."""
+
+from __future__ import annotations
+
+from . import add_command, print_json
+from ._timing_args import add_plan_args, plan_of
+
+
+def register(sub):
+    p = add_command(
+        sub, "profile",
+        "Measure every distinct block of a space on this machine with ONNX Runtime into a device profile "
+        "(created or extended in the user profile folder unless --out). Killed and re-run, it continues "
+        "where it stopped.",
+        "nas profile --device x86-2core-ort --alias x86 --space ofa --threads 2", run)
+    p.add_argument("--device", required=True, help="name of the device profile to create or extend")
+    p.add_argument("--alias", action="append", default=[], help="another name for the device (repeatable)")
+    p.add_argument("--space", required=True, help="search space name (see nas spaces)")
+    p.add_argument("--provider", default="cpu", help="execution provider: cpu (default) or cuda")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads on the CPU (default 2)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default) or int8 (static QDQ quantization)")
+    p.add_argument("--resolutions", type=int, nargs="+", metavar="R",
+                   help="only blocks of networks at these input resolutions (default: every searched one)")
+    p.add_argument("--limit", type=int, help="only the first N distinct blocks (a quick slice)")
+    p.add_argument("--chunk", type=int, default=320,
+                   help="blocks whose sessions are kept at once (~4 MB each; default 320)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the round orders (default 0)")
+    add_plan_args(p, rounds=5, reps=10, warmup=2)
+    p.add_argument("--out", help="folder to write <device>.yaml into (default: $HWNAS_DEVICE_DIR or "
+                                 "~/.hwnas/device_profiles)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    from latency_predictors.profiler import profile_space
+    from latency_predictors.runtime import RuntimeSettings
+
+    settings = RuntimeSettings(provider=args.provider, threads=args.threads, batch=args.batch,
+                               precision=args.precision)
+    plan = plan_of(args)
+    info = profile_space(args.device, args.space, settings, plan, resolutions=args.resolutions, limit=args.limit,
+                         out_dir=args.out, aliases=args.alias, chunk=args.chunk, seed=args.seed,
+                         progress=not args.quiet)
+    if args.json:
+        print_json(info)
+        return 0
+    rt = info["runtime"]
+    print(f"wrote {info['path']}: device {info['device']}, space {info['space']}, {info['blocks']} distinct blocks "
+          f"({info['measured']} measured now, {info['reused']} already there) in {info['wall_s']:.1f} s "
+          f"({info['total_wall_s']:.1f} s over all runs)")
+    print(f"  {rt['engine']} {rt['version']} {rt['execution_provider']}, threads {rt['threads']}, batch {rt['batch']}, "
+          f"{rt['precision']}; median block spread between rounds {info['median_spread_pct']} %, "
+          f"median even/odd-round repeat {info['median_repeat_pct']} %")
+    return 0

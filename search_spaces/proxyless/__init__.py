@@ -1,0 +1,3 @@
+"""ProxylessNAS's MobileNetV2-backbone space and its released nets."""
+
+from .space import ProxylessSpace, ProxylessWidths  # noqa: F401  (registers "proxyless")

@@ -1,0 +1,136 @@
+"""ProxylessNAS's MobileNetV2-backbone space (Cai, Zhu, Han, ICLR 2019), the one its mobile table prices.
+
+    stem     3x3 conv, stride 2, 32 channels, ReLU6                    224 -> 112
+    first    MBConv k3 e1, 32 -> 16 (fixed)                            112
+    21 slots six stages of (4, 4, 4, 4, 4, 1) layers, widths (24, 40, 80, 96, 192, 320),
+             first-layer strides (2, 2, 2, 1, 2, 1)                    -> 7
+    head     1x1 conv to 1280, ReLU6, global pool, classifier (1000)
+
+Every slot picks an MBConv ``k{3,5,7}e{3,6}`` (kernel, expand ratio on the layer's input width);
+the 15 slots after a stage's first layer may also be ``skip`` (ProxylessNAS's zero layer: only the
+identity shortcut remains). The arch is ``{"ops": [21 names]}``. Block keys are ProxylessNAS's own
+(``expand`` is the ratio), so ``mobile_trim.yaml`` imported with ``nas import-table`` prices them.
+
+The released nets (``proxyless_{mobile,mobile_14,gpu,cpu}.config``) were widened after the
+search: ``from_net_config`` reads a net's layer choices as an arch of this space, and
+``config_widths`` its own channel counts; ``ProxylessSpace(widths)`` is the same space at those
+widths, whose ``build`` and ``macs`` give the released network itself (``build_net_config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..base import Arch
+from ..blocks import BlockKey
+from ..chain import ChainSpace, Slot
+from ..mobile_blocks import block_macs_params, build_mobile_block, down, mbconv_key
+from ..registry import register_space
+
+KERNELS = (3, 5, 7)
+EXPANDS = (3, 6)
+OPTIONS = {f"k{k}e{e}": (k, e) for k in KERNELS for e in EXPANDS}
+SKIP = "skip"
+STAGE_CELLS = (4, 4, 4, 4, 4, 1)
+STAGE_STRIDES = (2, 2, 2, 1, 2, 1)
+N_SLOTS = sum(STAGE_CELLS)
+IMAGE_SIZE = 224
+N_CLASSES = 1000
+ACT = "relu6"
+
+
+@dataclass(frozen=True)
+class ProxylessWidths:
+    """Channel counts: stem, first block, the six stages, the head's 1x1 conv."""
+
+    stem: int = 32
+    first: int = 16
+    stages: tuple[int, ...] = (24, 40, 80, 96, 192, 320)
+    head: int = 1280
+
+
+SEARCHED = ProxylessWidths()
+
+
+def slot_layout() -> list[tuple[int, bool]]:
+    """(stage, is the stage's first layer) of each of the 21 slots."""
+    return [(s, j == 0) for s, n in enumerate(STAGE_CELLS) for j in range(n)]
+
+
+class ProxylessSpace(ChainSpace):
+    """ProxylessNAS: MobileNetV2 backbone, MBConv k{3,5,7} x e{3,6} or skip per layer (Cai et al., ICLR 2019)."""
+
+    version = "1"
+    image_size = IMAGE_SIZE
+
+    def __init__(self, widths: ProxylessWidths = SEARCHED, dropout: float = 0.0):
+        if len(widths.stages) != len(STAGE_CELLS):
+            raise ValueError(f"ProxylessNAS has {len(STAGE_CELLS)} stages, got {len(widths.stages)} widths")
+        self.widths = widths
+        self.dropout = dropout
+
+    def slots(self) -> list[Slot]:
+        w = self.widths
+        size, cin = down(self.image_size, 2), w.first
+        slots = []
+        for j, (s, first) in enumerate(slot_layout()):
+            cout, stride = w.stages[s], STAGE_STRIDES[s] if first else 1
+            residual = stride == 1 and cin == cout
+            names = list(OPTIONS)
+            keys: list[BlockKey | None] = [mbconv_key(size, cin, cout, cin * e, k, stride, residual, ratio=e)
+                                           for k, e in OPTIONS.values()]
+            if not first and residual:
+                names.append(SKIP)
+                keys.append(None)
+            slots.append(Slot(f"ops[{j}]", tuple(names), tuple(keys)))
+            size, cin = down(size, stride), cout
+        return slots
+
+    def fixed_blocks(self):
+        w, r = self.widths, self.image_size
+        f, last = down(r, 2), down(r, 32)
+        return ([BlockKey("Conv", (r, r, 3), (f, f, w.stem)),
+                 mbconv_key(f, w.stem, w.first, w.stem, 3, 1, False, ratio=1)],
+                [BlockKey("Conv_1", (last, last, w.stages[-1]), (last, last, w.head)),
+                 BlockKey("Logits", (last, last, w.head), (N_CLASSES,))])
+
+    def build_block(self, key: BlockKey):
+        return build_mobile_block(key, ACT, self.dropout)
+
+    @cached_property
+    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
+        costs = np.array([block_macs_params(k) for k in self.block_keys()], dtype=np.float64)
+        return costs[:, 0], costs[:, 1]
+
+    # ---- the released nets (ProxylessNAS .config layer lists) -----------------------------
+    def from_net_config(self, net_config: dict, image_size: int | None = None) -> Arch:
+        """The arch of a ProxylessNAS net config (its layer choices; widths are ``config_widths``)."""
+        from .netconfig import net_config_to_arch
+
+        return net_config_to_arch(self, net_config, image_size)
+
+    @staticmethod
+    def config_widths(net_config: dict) -> ProxylessWidths:
+        """The channel counts a ProxylessNAS net config was released with."""
+        from .netconfig import net_config_widths
+
+        return net_config_widths(net_config)
+
+    def at_widths(self, widths: ProxylessWidths) -> "ProxylessSpace":
+        """This space with other channel counts (same slots and options); named ``proxyless@<widths>``."""
+        sp = ProxylessSpace(widths, self.dropout)
+        sp.name = f"{self.name}@{widths.stem}-{widths.first}-{'-'.join(map(str, widths.stages))}-{widths.head}"
+        return sp
+
+    def build_net_config(self, net_config: dict):
+        """The released network of a ProxylessNAS net config, at its own widths (fresh weights)."""
+        arch = self.from_net_config(net_config)
+        return self.at_widths(self.config_widths(net_config)).build(arch)
+
+
+@register_space("proxyless")
+def _proxyless() -> ProxylessSpace:
+    return ProxylessSpace()
