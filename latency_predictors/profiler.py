@@ -132,6 +132,23 @@ def _open_profile(path: Path, device: str, aliases: Sequence[str], runtime: Runt
         raise UserError(f"device {device!r}: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
+def _registered(device: str):
+    from .registry import find_profile
+
+    try:
+        return find_profile(device)
+    except UserError:
+        return None
+
+
+def _registered_name(device: str, out_dir: Path) -> str:
+    """The profile name ``device`` stands for: itself, or the name of the profile it is an alias of."""
+    if (out_dir / f"{device}.yaml").is_file():
+        return device
+    reg = _registered(device)
+    return reg.profile.name if reg is not None else device
+
+
 def profile_space(device: str, space: str, settings: RuntimeSettings | None = None,
                   plan: RoundPlan = DEFAULT_PLAN, resolutions: Sequence[int] | None = None,
                   limit: int | None = None, out_dir: str | os.PathLike | None = None,
@@ -147,8 +164,12 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     backend = make_backend(settings)
     runtime = runtime_of(backend)
     out_dir = Path(out_dir).expanduser() if out_dir is not None else user_dir()
+    device = _registered_name(device, out_dir)
     path = out_dir / f"{device}.yaml"
     prof = _open_profile(path, device, aliases, runtime)
+    if not path.is_file() and (reg := _registered(device)) is not None:
+        # Extending a shipped profile (or one elsewhere): start from it, so its other spaces are kept.
+        prof = _open_profile(reg.path, device, aliases, runtime)
     ppath = progress_path(out_dir, prof.name, sp.name)
     state = load_progress(ppath, settings)
     blocks = state["blocks"]
@@ -169,7 +190,13 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
         for key, b in blocks.items():
             if len(b["rounds"]) >= plan.rounds and key not in entries:
                 entries[key] = round(kept_ms(b["rounds"]), 5)
-        table = table.model_copy(update={"entries": entries, "source": _table_source(prof, plan, runtime)})
+        stats = block_stats(state, [str(k) for k in keys], plan.rounds)
+        source = Source(kind="measured", created=now_iso(),
+                        provenance=(f"{_provenance(plan, runtime)}; {len(entries)} distinct blocks; profiling wall "
+                                    f"time {state['wall_s']:.0f} s over all runs; median block spread between "
+                                    f"rounds {stats['median_spread_pct']} %, median even/odd-round repeat "
+                                    f"{stats['median_repeat_pct']} %"))
+        table = table.model_copy(update={"entries": entries, "source": source})
         prof = _with_table(prof, sp.name, table, runtime, plan)
         save_profile(prof, out_dir)
 
@@ -203,13 +230,6 @@ def block_stats(state: dict, keys: Sequence[str], rounds: int) -> dict:
     rep = [r for r in rep if r is not None]
     return {"median_spread_pct": round(float(np.median([spread_pct(r) for r in rms])), 2),
             "median_repeat_pct": round(float(np.median(rep)), 2) if rep else None}
-
-
-def _table_source(prof: DeviceProfile, plan: RoundPlan, runtime: Runtime) -> Source | None:
-    """A table's own source, needed only when the profile as a whole is not a measured one."""
-    if prof.source.kind == "measured":
-        return None
-    return Source(kind="measured", provenance=_provenance(plan, runtime), created=now_iso())
 
 
 def _provenance(plan: RoundPlan, runtime: Runtime) -> str:

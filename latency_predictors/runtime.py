@@ -14,6 +14,7 @@ of the block's own time and does not happen inside a whole network.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import time
 import warnings
@@ -119,11 +120,17 @@ def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: 
 
     with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp:
         out = Path(tmp) / "q.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(onnx.load_from_string(model), out, _Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            extra_options={"CalibTensorRangeSymmetric": False})
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer logs advice per model through the root logger
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_static(onnx.load_from_string(model), out, _Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                extra_options={"CalibTensorRangeSymmetric": False})
+        finally:
+            root.setLevel(level)
         return out.read_bytes()
 
 
@@ -160,28 +167,6 @@ class OrtTimer:
         return out / 1e6
 
 
-_GLOBAL_POOL: dict[str, int | None] = {"threads": None}
-
-
-def _global_pool(threads: int) -> bool:
-    """Share one process-wide ONNX Runtime thread pool of ``threads`` between sessions, when possible.
-
-    Hundreds of block sessions each with a pool of their own would leave the previous session's
-    workers spinning while the next block runs (on 2 cores that steals a core); a whole network has
-    one pool, so blocks timed on a shared one see the same threading. The pool size is fixed once per
-    process: a later request for another size (or a runtime already started) uses per-session pools.
-    """
-    if _GLOBAL_POOL["threads"] is None:
-        try:
-            from onnxruntime.capi import _pybind_state
-
-            _pybind_state.set_global_thread_pool_sizes(threads, 1)
-            _GLOBAL_POOL["threads"] = threads
-        except Exception:  # noqa: BLE001 - private API or a runtime already created: fall back
-            _GLOBAL_POOL["threads"] = -1
-    return _GLOBAL_POOL["threads"] == threads
-
-
 class OrtBackend:
     """ONNX Runtime with the CPU or (when onnxruntime-gpu is installed) CUDA execution provider."""
 
@@ -199,12 +184,12 @@ class OrtBackend:
     def session_options(self):
         import onnxruntime as ort
 
+        # A pool per session (a process-wide pool would break every other ONNX Runtime user in the
+        # process, the int8 calibrator included); a finished session's workers stop spinning within
+        # microseconds, well inside the next item's warm-up runs.
         so = ort.SessionOptions()
-        if self.settings.provider == "cpu" and _global_pool(self.settings.threads):
-            so.use_per_session_threads = False
-        else:
-            so.intra_op_num_threads = self.settings.threads
-            so.inter_op_num_threads = 1
+        so.intra_op_num_threads = self.settings.threads
+        so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3

@@ -65,5 +65,37 @@ def import_table(fmt: str, files: Sequence[str | os.PathLike], device: str,
     return import_tables(fmt, files, device, out_dir=out_dir, aliases=aliases)
 
 
+def profile_device(device: str, space: str | SearchSpace, **kw) -> dict:
+    """Measure ``space``'s blocks on this machine into ``device``'s profile (``nas profile``; resumable).
+
+    Keywords: ``settings`` (``RuntimeSettings``: provider, threads, batch, precision), ``plan``
+    (``RoundPlan``: rounds, reps, warmup), ``resolutions``, ``limit``, ``out_dir``, ``aliases``.
+    """
+    from latency_predictors.profiler import profile_space
+
+    return profile_space(device, space, **kw)
+
+
+def measure_latency(space: str | SearchSpace, device: str | DeviceProfile, archs, **kw) -> dict:
+    """Whole-network latency of ``archs`` measured here under ``device``'s runtime settings."""
+    from latency_predictors.measure import measure_device
+
+    return measure_device(device, space, archs, **kw)
+
+
+def calibrate_device(device: str, space: str | SearchSpace, n: int = 60, **kw) -> dict:
+    """Fit ``device``'s calibration for ``space`` on n random networks measured whole (``nas calibrate``)."""
+    from latency_predictors.calibration import calibrate_device as _calibrate
+
+    return _calibrate(device, space, n=n, **kw)
+
+
+def validate_latency(device: str, space: str | SearchSpace, n: int = 100, **kw) -> dict:
+    """Predictions vs n random networks measured whole, with the noise floor (``nas validate-latency``)."""
+    from latency_predictors.validation import validate_device
+
+    return validate_device(device, space, n=n, **kw)
+
+
 __all__ = ["describe_devices", "device_dirs", "latency_predictor", "predict_costs", "predict_latency_ms",
-           "import_table"]
+           "import_table", "profile_device", "measure_latency", "calibrate_device", "validate_latency"]

@@ -304,6 +304,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
               "strategy": getattr(strat, "name", type(strat).__name__), "strategy_params": _params(strat),
               "accuracy": accuracy if isinstance(accuracy, str) else describe(est)["name"],
               "reward": reward, "w": w, "budget": int(budget), "seed": int(seed), "top_k": int(top_k)}
+    if getattr(sp, "module_spec", None):  # a user's space file: --resume loads it again
+        config["space_module"] = sp.module_spec
     fingerprint = json.dumps(config, sort_keys=True)
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
@@ -336,12 +338,26 @@ def _params(strat) -> dict:
 def _scores(sp: SearchSpace, objective: Objective, X, acc, lat, score) -> list[ArchScore]:
     if len(X) == 0:
         return []
-    macs, params = sp.macs(X), sp.params(X)
     archs = sp.decode(X)
+    macs, params = _macs_params(sp, X, archs)
     names = [t.device for t in objective.targets]
     return [ArchScore(arch=a, top1=float(acc[i]), latency_ms=dict(zip(names, map(float, lat[i]))),
                       macs=float(macs[i]), params=float(params[i]), score=float(score[i]))
             for i, a in enumerate(archs)]
+
+
+def _macs_params(sp: SearchSpace, X, archs) -> tuple[np.ndarray, np.ndarray]:
+    """MACs and params from the space's block costs; counted on built nets for a space without them."""
+    try:
+        return sp.macs(X), sp.params(X)
+    except NotImplementedError:
+        from search_spaces.counting import count_macs_params
+
+        try:
+            counted = np.array([count_macs_params(sp.build(a), sp.input_shape(a)) for a in archs], np.float64)
+        except NotImplementedError:
+            return np.zeros(len(archs)), np.zeros(len(archs))  # neither costs nor an input shape: unknown
+        return counted[:, 0], counted[:, 1]
 
 
 def _result(sp, objective, strat, est, config, archive, history, n_eval, wall_s) -> SearchResult:

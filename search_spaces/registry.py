@@ -28,10 +28,17 @@ def list_spaces() -> list[str]:
 
 
 def get_space(space: str | SearchSpace) -> SearchSpace:
-    """The space of that name (one shared instance), or the object itself if it is a space."""
+    """The space of that name (one shared instance), or the object itself if it is a space.
+
+    A ``PATH.py:ClassName`` spec loads a user's space from that file (``load_space_module``).
+    """
     if isinstance(space, SearchSpace):
         return space
     if space not in _FACTORIES:
+        from .loader import is_module_spec, load_space_module
+
+        if is_module_spec(space):
+            return load_space_module(space)
         raise UserError(f"unknown search space {space!r}; known: {', '.join(list_spaces())}")
     if space not in _INSTANCES:
         inst = _FACTORIES[space]()

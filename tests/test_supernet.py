@@ -12,7 +12,15 @@ from search_spaces import UserError, get_space
 from search_spaces.elastic import shrink_kernel
 from search_spaces.ofa.supernet import OFASupernet, recalibrate_bn
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small inputs: one intra-op thread is as fast and does not spin on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

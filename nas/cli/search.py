@@ -16,8 +16,11 @@ def register(sub):
         "(repeat --target/--latency for several devices).",
         "nas search --space ofa --target pixel --latency 80ms\n"
         "  nas search --space ofa --target pixel --latency 80ms --target x86 --latency 20ms --budget 50000\n"
+        "  nas search --space-module experiments/custom_space.py:TinyChain --target pixel --latency 20ms\n"
         "  nas search --resume runs/search-ofa-pixel-80ms-seed0", run)
     p.add_argument("--space", default="ofa", help="search space (see nas spaces; default ofa)")
+    p.add_argument("--space-module", metavar="PATH.py:CLASS",
+                   help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
     p.add_argument("--target", action="append", help="device name or alias (see nas devices); default pixel")
     p.add_argument("--latency", action="append", help="latency budget per target: 80ms, '80 ms', 0.08s or 80")
     p.add_argument("--latency-margin", type=float, default=0.0,
@@ -61,13 +64,15 @@ def _params(pairs: list[str]) -> dict:
 def run(args) -> int:
     from nas.search import DEFAULT_BUDGET, load_config, search
     from search_spaces.errors import UserError
+    from search_spaces.loader import load_space_module
 
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
             raise UserError(f"--resume {args.resume!r}: no config.json there; is it a search run folder?")
         cfg = load_config(run_dir)
-        kwargs = dict(space=cfg["space"], target=[t for t, _ in cfg["targets"]],
+        space = load_space_module(cfg["space_module"]) if cfg.get("space_module") else cfg["space"]
+        kwargs = dict(space=space, target=[t for t, _ in cfg["targets"]],
                       latency_ms=[b for _, b in cfg["targets"]], latency_margin=cfg["margin"],
                       reward=cfg["reward"], w=cfg["w"], strategy=cfg["strategy"],
                       strategy_params=cfg["strategy_params"], accuracy=cfg["accuracy"], budget=cfg["budget"],
@@ -77,10 +82,12 @@ def run(args) -> int:
         budgets = args.latency
         if not budgets:
             raise UserError("--latency is required, e.g. --latency 80ms (one per --target)")
-        out = args.out or (Path("runs") / f"search-{args.space}-{'-'.join(targets)}-"
+        space = load_space_module(args.space_module) if args.space_module else args.space
+        space_label = space.name if args.space_module else args.space
+        out = args.out or (Path("runs") / f"search-{space_label}-{'-'.join(targets)}-"
                            f"{'-'.join(b.replace(' ', '') for b in budgets)}-seed{args.seed}-"
                            f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        kwargs = dict(space=args.space, target=targets, latency_ms=budgets, latency_margin=args.latency_margin,
+        kwargs = dict(space=space, target=targets, latency_ms=budgets, latency_margin=args.latency_margin,
                       reward=args.reward, w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
                       accuracy=args.accuracy, budget=DEFAULT_BUDGET if args.budget is None else args.budget, seed=args.seed,
                       top_k=args.top_k, out=out)
@@ -90,7 +97,8 @@ def run(args) -> int:
     if args.export and result.best is not None:
         from nas.export import export
 
-        exported = export(result.space, result.best.arch, run_dir / f"best.{args.export}")["path"]
+        space = kwargs["space"] if not isinstance(kwargs["space"], str) else result.space
+        exported = export(space, result.best.arch, run_dir / f"best.{args.export}")["path"]
     if args.json:
         print_json(result.model_dump())
         return 0

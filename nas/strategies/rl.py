@@ -95,9 +95,9 @@ def _load_flat(params, vec: np.ndarray) -> None:
 class RLController(Strategy):
     """LSTM controller + PPO (or REINFORCE) on the objective's reward, a batch per step."""
 
-    def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.01, algorithm: str = "ppo",
+    def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.03, algorithm: str = "ppo",
                  ppo_epochs: int = 4, clip: float = 0.2, entropy: float = 0.005, baseline_decay: float = 0.9,
-                 init_seed: int = 0):
+                 pool: int = 2, penalty: float = 1.0, init_seed: int = 0):
         if algorithm not in ("ppo", "reinforce"):
             raise UserError(f"rl algorithm must be ppo or reinforce, got {algorithm!r}")
         self.batch_size = int(batch_size)
@@ -108,6 +108,8 @@ class RLController(Strategy):
         self.clip = float(clip)
         self.entropy = float(entropy)
         self.baseline_decay = float(baseline_decay)
+        self.pool = max(1, int(pool))
+        self.penalty = float(penalty)
         self.init_seed = int(init_seed)
 
     # ---- state <-> controller -------------------------------------------------------------
@@ -139,12 +141,17 @@ class RLController(Strategy):
 
     def _step(self, state, space, objective, rng, remaining):
         ctl = self._controller(space, state)
-        tokens = ctl.sample(self.batch_size, rng)
+        # Sample a pool; up to batch_size of its admissible archs get an accuracy evaluation.
+        # Over-budget samples cost no evaluation but still teach the controller (pessimistic
+        # reward); admissible samples past the batch are dropped from the update.
+        tokens = ctl.sample(self.batch_size * self.pool, rng)
         counts, table = space._search_table
         X = space.canonical(table[np.arange(len(counts)), tokens])
         lat = objective.latency(X)
         ok = allowed(objective, lat)
-        idx = np.flatnonzero(ok)[:remaining]
+        idx = np.flatnonzero(ok)[:min(remaining, self.batch_size)]
+        used = np.union1d(idx, np.flatnonzero(~ok))
+        tokens_used = tokens[used]
         reward = np.zeros(len(X))
         ev = None
         if len(idx):
@@ -155,14 +162,14 @@ class RLController(Strategy):
             state["empty_steps"][0] += 1
             if state["empty_steps"][0] >= MAX_EMPTY_STEPS:
                 raise UserError(f"the RL controller sampled no arch within the budget in {MAX_EMPTY_STEPS} steps")
-        rest = np.setdiff1d(np.arange(len(X)), idx)
+        rest = np.flatnonzero(~ok)
         if len(rest):
             floor = reward[idx].min() if len(idx) else (state["baseline"][0] if np.isfinite(state["baseline"][0])
                                                          else 0.0)
             limits = np.array([t.limit_ms for t in objective.targets])
             over = np.nan_to_num(lat[rest] / limits, nan=2.0).max(axis=1)
-            reward[rest] = floor / np.maximum(over, 1.0)
-        self._update(ctl, state, tokens, reward)
+            reward[rest] = floor / np.maximum(over, 1.0) ** self.penalty
+        self._update(ctl, state, tokens_used, reward[used])
         state["weights"] = _flat(ctl.parameters())
         if ev is None:
             return X[:0], objective.evaluate(X[:0], lat[:0])

@@ -75,19 +75,20 @@ class FBNetSpace(SearchSpace):
     def to_values(self, arch: Arch) -> list:
         unknown = set(arch) - {"layers", "head", "r"}
         if unknown:
-            raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; expected layers, head, r")
+            raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: layers, head, r")
         layers = arch.get("layers")
         if not isinstance(layers, (list, tuple)) or len(layers) != N_LAYERS:
             got = "missing" if layers is None else (
                 f"{len(layers)} values" if isinstance(layers, (list, tuple)) else type(layers).__name__)
-            raise InvalidArchError(f"layers: expected a list of {N_LAYERS} candidate names "
-                                   f"({', '.join(CANDIDATES)}), got {got}")
+            raise InvalidArchError(f"layers: expected a list of {N_LAYERS} candidate names, got {got}; "
+                                   f"allowed: {', '.join(CANDIDATES)}")
         if "r" not in arch:
             raise InvalidArchError(f"r: missing; allowed: {', '.join(map(str, RESOLUTIONS))}")
         r = arch["r"]
         if isinstance(r, (list, tuple)):
             if len(r) != 1:
-                raise InvalidArchError(f"r: expected one resolution, got {len(r)} values")
+                raise InvalidArchError(f"r: expected one resolution, got {len(r)} values; "
+                                   f"allowed: {', '.join(map(str, RESOLUTIONS))}")
             r = r[0]
         return [*layers, arch.get("head", HEADS[0]), r]
 
@@ -127,30 +128,37 @@ class FBNetSpace(SearchSpace):
     @cached_property
     def _tables(self):
         keys: list[BlockKey] = []
+        index: dict[BlockKey, int] = {}
+        used: set[int] = set()  # ids met at the current resolution (equal layers of a stage recur)
+
+        def idx(key: BlockKey) -> int:
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+            used.add(index[key])
+            return index[key]
+
         R = len(RESOLUTIONS)
         stem = np.empty(R, dtype=np.int64)
         layer = np.full((R, N_LAYERS, len(CANDIDATES)), -1, dtype=np.int64)
         head = np.empty((R, len(HEADS), 3), dtype=np.int64)
         per_res = []
         for ri, r in enumerate(RESOLUTIONS):
-            start = len(keys)
+            used.clear()
             size = down(r, 2)
-            keys.append(BlockKey("Conv", (r, r, 3), (size, size, STEM), (("kernel", 3), ("hs", 0))))
-            stem[ri] = start
+            stem[ri] = idx(BlockKey("Conv", (r, r, 3), (size, size, STEM), (("kernel", 3), ("hs", 0))))
             for i, choices in enumerate(self.layer_candidates):
                 for c in choices:
                     key = self.layer_key(i, c, r)
                     if key is not None:
-                        layer[ri, i, CANDIDATES.index(c)] = len(keys)
-                        keys.append(key)
+                        layer[ri, i, CANDIDATES.index(c)] = idx(key)
                 size = down(size, self.layout[i][2])
             cin = self.layout[-1][1]
             for hi, h in enumerate(HEADS):
-                head[ri, hi] = np.arange(len(keys), len(keys) + 3)
-                keys += [BlockKey("Conv_1", (size, size, cin), (size, size, h), (("kernel", 1), ("hs", 0))),
-                         BlockKey("AvgPool2D", (size, size, h), (1, 1, h)),
-                         BlockKey("Logits", (1, 1, h), (N_CLASSES,))]
-            per_res.append(np.arange(start, len(keys)))
+                head[ri, hi] = [idx(BlockKey("Conv_1", (size, size, cin), (size, size, h), (("kernel", 1), ("hs", 0)))),
+                                idx(BlockKey("AvgPool2D", (size, size, h), (1, 1, h))),
+                                idx(BlockKey("Logits", (1, 1, h), (N_CLASSES,)))]
+            per_res.append(np.array(sorted(used)))
         # Dims index into each layer's own choices; map them onto CANDIDATES' columns.
         cand_col = np.full((N_LAYERS, len(CANDIDATES)), -1, dtype=np.int64)
         for i, choices in enumerate(self.layer_candidates):

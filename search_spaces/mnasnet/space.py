@@ -119,12 +119,13 @@ class MnasNetSpace(SearchSpace):
     def to_values(self, arch: Arch) -> list:
         unknown = set(arch) - {"blocks", "r"}
         if unknown:
-            raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; expected blocks, r")
+            raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: blocks, r")
         blocks = arch.get("blocks")
         if not isinstance(blocks, (list, tuple)) or len(blocks) != N_BLOCKS:
             got = "missing" if blocks is None else (
                 f"{len(blocks)} values" if isinstance(blocks, (list, tuple)) else type(blocks).__name__)
-            raise InvalidArchError(f"blocks: expected a list of {N_BLOCKS} block objects, got {got}")
+            raise InvalidArchError(f"blocks: expected a list of {N_BLOCKS} block objects, got {got}; "
+                                   f"allowed fields per block: {', '.join(FIELDS)}")
         values = []
         for b, blk in enumerate(blocks):
             values += self._block_values(b, blk)
@@ -133,27 +134,28 @@ class MnasNetSpace(SearchSpace):
         r = arch["r"]
         if isinstance(r, (list, tuple)):
             if len(r) != 1:
-                raise InvalidArchError(f"r: expected one resolution, got {len(r)} values")
+                raise InvalidArchError(f"r: expected one resolution, got {len(r)} values; "
+                                   f"allowed: {', '.join(map(str, RESOLUTIONS))}")
             r = r[0]
         return values + [r]
 
     def _block_values(self, b: int, blk) -> list:
         p = f"blocks[{b}]"
         if not isinstance(blk, dict):
-            raise InvalidArchError(f"{p}: expected an object with fields {', '.join(FIELDS)}, "
-                                   f"got {type(blk).__name__}")
+            raise InvalidArchError(f"{p}: expected an object, got {type(blk).__name__}; "
+                                   f"allowed fields: {', '.join(FIELDS)}")
         allowed = set(FIELDS) | {"layers_delta", "filter_mult"}
         unknown = set(blk) - allowed
         if unknown:
             raise InvalidArchError(f"{p}: unknown field(s) {', '.join(sorted(unknown))}; "
-                                   f"expected {', '.join(FIELDS)} (or layers_delta, filter_mult)")
+                                   f"allowed: {', '.join(FIELDS)}, layers_delta, filter_mult")
         blk = dict(blk)
         for explicit, relative, grid, to_value in (
                 ("layers", "layers_delta", LAYER_DELTAS, lambda d: BASE_LAYERS[b] + d),
                 ("filters", "filter_mult", FILTER_MULTS, lambda m: make_divisible(BASE_FILTERS[b] * m, 8))):
             if relative in blk:
                 if explicit in blk:
-                    raise InvalidArchError(f"{p}: give {explicit} or {relative}, not both")
+                    raise InvalidArchError(f"{p}: both {explicit} and {relative} given; allowed: one of them")
                 v = blk.pop(relative)
                 if isinstance(v, bool) or v not in grid:
                     raise InvalidArchError(f"{p}.{relative}: {v!r} is not allowed; "
@@ -235,11 +237,13 @@ class MnasNetSpace(SearchSpace):
         keys: list[BlockKey] = []
         index: dict[BlockKey, int] = {}
         per_res: list[np.ndarray] = []
+        used: set[int] = set()  # ids met at the current resolution (the head's pool and logits recur)
 
         def idx(key: BlockKey) -> int:
             if key not in index:
                 index[key] = len(keys)
                 keys.append(key)
+            used.add(index[key])
             return index[key]
 
         R = len(RESOLUTIONS)
@@ -252,7 +256,7 @@ class MnasNetSpace(SearchSpace):
         choice_grid = list(itertools.product(enumerate(OPS), enumerate(KERNELS), enumerate(SE_RATIOS),
                                              enumerate(SKIPS)))
         for ri, r in enumerate(RESOLUTIONS):
-            start = len(keys)
+            used.clear()
             size = down(r, 2)
             stem[ri] = idx(BlockKey("Conv", (r, r, 3), (size, size, STEM), (("kernel", 3), ("hs", 0))))
             for b in range(N_BLOCKS):
@@ -270,7 +274,7 @@ class MnasNetSpace(SearchSpace):
                 head[ri, hi] = [idx(BlockKey("Conv_1", (size, size, cin), (size, size, HEAD), (("kernel", 1), ("hs", 0)))),
                                 idx(BlockKey("AvgPool2D", (size, size, HEAD), (1, 1, HEAD))),
                                 idx(BlockKey("Logits", (1, 1, HEAD), (N_CLASSES,)))]
-            per_res.append(np.arange(start, len(keys)))
+            per_res.append(np.array(sorted(used)))
         return keys, stem, first, rep, head, per_res
 
     def block_keys(self) -> list[BlockKey]:
