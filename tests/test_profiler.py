@@ -4,13 +4,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from latency_predictors import DeviceProfile, LatencyPredictor, Runtime, Source, SpaceTable, load_profile, save_profile
 from latency_predictors.hostcheck import HostMismatchWarning, this_host
