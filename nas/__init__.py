@@ -17,6 +17,7 @@ from .accuracy import get_estimator, list_estimators
 from .results import SearchResult
 from .search import load_result, search
 from .strategies import get_strategy, list_strategies, register_strategy
+from .checkpoints import load_supernet, save_supernet
 
 __version__ = "0.1.0"
 
@@ -25,4 +26,4 @@ __all__ = ["Arch", "BlockKey", "Dim", "InvalidArchError", "SearchSpace", "UserEr
            "describe_devices", "device_dirs", "import_table", "latency_predictor", "predict_costs",
            "predict_latency_ms", "DeviceProfile", "LatencyPredictor", "parse_latency_ms", "get_estimator",
            "list_estimators", "SearchResult", "load_result", "search", "get_strategy", "list_strategies",
-           "register_strategy"]
+           "register_strategy", "load_supernet", "save_supernet"]

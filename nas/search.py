@@ -244,19 +244,45 @@ def _loop(space, objective, strategy, budget, seed, top_k, run_dir, resume, call
 
 
 # ---- the public entry point ------------------------------------------------------------------
-def smallest_latency_ms(space: SearchSpace, objective: Objective, rng: np.random.Generator) -> np.ndarray:
-    """Lowest predicted latency per target among the smallest arch's one-dim variants and samples."""
-    base = np.array([d.search_index[0] for d in space.dims], np.int64)
-    variants = [base]
-    for j, d in enumerate(space.dims):
-        for idx in d.search_index[1:]:
-            v = base.copy()
-            v[j] = idx
-            variants.append(v)
-    X = np.concatenate([space.canonical(np.stack(variants)), space.sample_encoded(rng, 2048)])
+def _one_dim_variants(space: SearchSpace, anchor: np.ndarray) -> np.ndarray:
+    """The anchor with each dim set in turn to each of its searched values (canonicalised)."""
+    counts, table = space._search_table
+    rows = []
+    for j in range(len(counts)):
+        V = np.repeat(anchor[None, :], counts[j], axis=0)
+        V[:, j] = table[j, :counts[j]]
+        rows.append(V)
+    return space.canonical(np.concatenate(rows))
+
+
+def priced_subspace(space: SearchSpace, objective: Objective, rng: np.random.Generator):
+    """(space narrowed to the values every target can price, lowest latency per target).
+
+    Starting from the fastest priced arch among the smallest arch's one-dim variants and random
+    samples, a searched value stays when setting it there still gives a priced arch. Strategies
+    then never waste proposals on archs a table cannot price; rejection stays as the safety net.
+    """
+    counts, table = space._search_table
+    base = table[:, 0].copy()
+    X = np.concatenate([_one_dim_variants(space, base), space.sample_encoded(rng, 2048)])
     lat = objective.latency(X)
-    with np.errstate(invalid="ignore"):
-        return np.nanmin(np.where(np.isfinite(lat), lat, np.nan), axis=0)
+    priced = np.isfinite(lat).all(axis=1)
+    if not priced.any():
+        return space, np.full(len(objective.targets), np.nan)
+    anchor = X[priced][np.argmin(lat[priced].max(axis=1))]
+    V = _one_dim_variants(space, anchor)
+    lat_v = objective.latency(V)
+    ok = np.isfinite(lat_v).all(axis=1)
+    keep, start = [], 0
+    for j in range(len(counts)):
+        vals = table[j, :counts[j]]
+        keep.append(vals[ok[start:start + counts[j]]])
+        start += counts[j]
+    both = np.concatenate([lat[priced], lat_v[ok]])
+    lowest = both.min(axis=0)
+    if all(len(k) == c for k, c in zip(keep, counts)):
+        return space, lowest
+    return space.narrowed(keep), lowest
 
 
 def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", accuracy="published",
@@ -290,8 +316,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     strat = get_strategy(strategy, **(strategy_params or {}))
     objective = Objective(sp, est, tgts, reward=reward, w=w)
 
+    search_space, lowest = priced_subspace(sp, objective, np.random.default_rng(seed))
     if objective.constrained():
-        lowest = smallest_latency_ms(sp, objective, np.random.default_rng(seed))
         for t, lo in zip(tgts, lowest):
             if not np.isfinite(lo):
                 raise UserError(f"device {t.device!r} prices none of the sampled {sp.name!r} archs; "
@@ -316,8 +342,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
         atomic_write_json(run_dir / "config.json", config)
 
     cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
-    archive, history, n_eval = run_search(sp, objective, strat, int(budget), int(seed), int(top_k), run_dir,
-                                          resume, cbs, fingerprint)
+    archive, history, n_eval = run_search(search_space, objective, strat, int(budget), int(seed), int(top_k),
+                                          run_dir, resume, cbs, fingerprint)
     result = _result(sp, objective, strat, est, config, archive, history, n_eval, time.perf_counter() - t0)
     if run_dir is not None:
         result.write(run_dir / "result.json")

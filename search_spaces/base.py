@@ -8,6 +8,7 @@ matrix, vectorised; dicts exist only at the edges (files, the CLI, the user's co
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -127,6 +128,22 @@ class SearchSpace(ABC):
         for j, d in enumerate(dims):
             table[j, :counts[j]] = d.search_index
         return counts, table
+
+    def narrowed(self, keep: Sequence[np.ndarray]) -> "SearchSpace":
+        """A shallow copy whose strategies sample only ``keep[j]`` (choice indices) for dim j.
+
+        Used to keep a search where a device's table has numbers (Once-for-All's note10 tables
+        cover 5 of the 25 searched resolutions); archs and their encoding are unchanged.
+        """
+        counts = np.array([len(k) for k in keep])
+        if (counts == 0).any():
+            raise ValueError("every dim needs at least one searched value")
+        table = np.zeros((len(keep), counts.max()), np.int64)
+        for j, k in enumerate(keep):
+            table[j, :counts[j]] = k
+        view = copy.copy(self)
+        view.__dict__["_search_table"] = (counts, table)
+        return view
 
     def sample_encoded(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n archs drawn uniformly per dim over the searched values (one vectorised draw)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import (SEEDS, TARGETS_MS, emit, environment, hwnas_search, median,  # noqa: E402
+from search_vs_ofa import (SEEDS, TARGETS_MS, emit, environment, hwnas_search,  # noqa: E402
                           missing_data_reason, ofa_data_dir, setup_note10, skip, summarize, table_files)
 
 STRATEGIES = ("evolution", "random")
@@ -42,7 +42,8 @@ def rel_improvement(acc: float, acc_random: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="examples:" + __doc__.split("Examples:")[1],
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="examples:" + __doc__.split("Examples:")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 25 ms only, seeds 1-2")
     ap.add_argument("--targets", type=float, nargs="+", help="latency budgets in ms (default 15 25 35)")
@@ -50,7 +51,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, help="accuracy evaluations per search (default: nas.search's)")
     ap.add_argument("--out", help="also write the JSON here (atomically)")
     args = ap.parse_args()
-    targets = args.targets or ([25] if args.quick else list(TARGETS_MS))
+    targets = [int(t) if float(t).is_integer() else t
+               for t in (args.targets or ([25] if args.quick else list(TARGETS_MS)))]
     seeds = args.seeds or ([1, 2] if args.quick else list(SEEDS))
 
     data = ofa_data_dir()

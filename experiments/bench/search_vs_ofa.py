@@ -231,7 +231,8 @@ def ofa_search(classes, table, acc, target_ms: float, seed: int, check) -> dict:
 
 # ---- main --------------------------------------------------------------------------------------
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="examples:" + __doc__.split("Examples:")[1],
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="examples:" + __doc__.split("Examples:")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 25 ms only, seeds 1-2")
     ap.add_argument("--targets", type=float, nargs="+", help="latency budgets in ms (default 15 25 35)")
@@ -239,7 +240,8 @@ def main() -> None:
     ap.add_argument("--no-ofa", action="store_true", help="skip Once-for-All's EvolutionFinder")
     ap.add_argument("--out", help="also write the JSON here (atomically)")
     args = ap.parse_args()
-    targets = args.targets or ([25] if args.quick else list(TARGETS_MS))
+    targets = [int(t) if float(t).is_integer() else t
+               for t in (args.targets or ([25] if args.quick else list(TARGETS_MS)))]
     seeds = args.seeds or ([1, 2] if args.quick else list(SEEDS))
 
     data = ofa_data_dir()

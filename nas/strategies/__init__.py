@@ -2,6 +2,6 @@
 
 from .base import Strategy, fill_feasible
 from .registry import get_strategy, list_strategies, register_strategy
-from . import evolution, random_search, rl  # noqa: F401  (registers the built-ins)
+from . import evolution, optuna_samplers, random_search, rl  # noqa: F401  (registers the built-ins)
 
 __all__ = ["Strategy", "fill_feasible", "get_strategy", "list_strategies", "register_strategy"]

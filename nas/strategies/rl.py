@@ -97,7 +97,7 @@ class RLController(Strategy):
 
     def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.03, algorithm: str = "ppo",
                  ppo_epochs: int = 4, clip: float = 0.2, entropy: float = 0.005, baseline_decay: float = 0.9,
-                 pool: int = 2, penalty: float = 1.0, init_seed: int = 0):
+                 pool: int = 2, penalty: float = 1.0, constraint: str = "reject", init_seed: int = 0):
         if algorithm not in ("ppo", "reinforce"):
             raise UserError(f"rl algorithm must be ppo or reinforce, got {algorithm!r}")
         self.batch_size = int(batch_size)
@@ -110,12 +110,15 @@ class RLController(Strategy):
         self.baseline_decay = float(baseline_decay)
         self.pool = max(1, int(pool))
         self.penalty = float(penalty)
+        if constraint not in ("reject", "penalty"):
+            raise UserError(f"rl constraint handling must be reject or penalty, got {constraint!r}")
+        self.constraint = constraint
         self.init_seed = int(init_seed)
 
     # ---- state <-> controller -------------------------------------------------------------
     def _controller(self, space, state) -> Controller:
         """The controller holding the state's weights (initialised from ``init_seed`` at start)."""
-        n_choices = [len(d.searched) for d in space.dims]
+        n_choices = [int(c) for c in space._search_table[0]]
         ctl = getattr(self, "_ctl", None)
         if ctl is None or ctl.n_choices != n_choices:
             with torch.random.fork_rng():  # leave the caller's torch RNG untouched
@@ -141,6 +144,8 @@ class RLController(Strategy):
 
     def _step(self, state, space, objective, rng, remaining):
         ctl = self._controller(space, state)
+        if objective.constrained() and self.constraint == "reject":
+            return self._step_reject(ctl, state, space, objective, rng, remaining)
         # Sample a pool; up to batch_size of its admissible archs get an accuracy evaluation.
         # Over-budget samples cost no evaluation but still teach the controller (pessimistic
         # reward); admissible samples past the batch are dropped from the update.
@@ -174,6 +179,35 @@ class RLController(Strategy):
         if ev is None:
             return X[:0], objective.evaluate(X[:0], lat[:0])
         return X[idx], ev
+
+    def _step_reject(self, ctl, state, space, objective, rng, remaining):
+        """Constraint-aware sampling from the policy: only admissible samples are kept and scored.
+
+        The policy gradient then runs over the admissible part of the policy (the same rejection
+        Once-for-All's evolution and our random search use), so no evaluation is spent over budget
+        and no arbitrary penalty decides how close to the budget the controller dares to go.
+        """
+        need = min(remaining, self.batch_size)
+        counts, table = space._search_table
+        toks, xs, lats, got = [], [], [], 0
+        for _ in range(MAX_EMPTY_STEPS):
+            tokens = ctl.sample(self.batch_size * self.pool, rng)
+            X = space.canonical(table[np.arange(len(counts)), tokens])
+            lat = objective.latency(X)
+            ok = allowed(objective, lat)
+            toks.append(tokens[ok])
+            xs.append(X[ok])
+            lats.append(lat[ok])
+            got += int(ok.sum())
+            if got >= need:
+                break
+        if got == 0:
+            raise UserError(f"the RL controller sampled no arch within the budget in {MAX_EMPTY_STEPS} tries")
+        tokens, X, lat = (np.concatenate(a)[:need] for a in (toks, xs, lats))
+        ev = objective.evaluate(X, lat)
+        self._update(ctl, state, tokens, ev.acc)
+        state["weights"] = _flat(ctl.parameters())
+        return X, ev
 
     def _update(self, ctl: Controller, state: dict, tokens: np.ndarray, reward: np.ndarray) -> None:
         base = state["baseline"][0]

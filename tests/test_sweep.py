@@ -1,0 +1,187 @@
+"""`nas sweep`: grids of searches on Ray Tune — outputs, resume after kill -9, a cluster, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NAS = [str(Path(sys.executable).with_name("nas"))]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+@pytest.fixture
+def note10(shared_data, nas_cli):
+    files = sorted((shared_data / "ofa").glob("note10_*_lookup_table.yaml"))
+    code, _, err = nas_cli("import-table", "--format", "ofa", *files, "--device", "note10")
+    assert code == 0, err
+    return "note10"
+
+
+def write_sweep(path: Path, **sections) -> Path:
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def read_rows(run: Path) -> list[dict]:
+    with open(run / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_using(marker: str) -> list[int]:
+    """PIDs of processes whose command line mentions ``marker`` (our head's private temp dir)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if marker in (p / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return [p for p in pids if p != os.getpid()]
+
+
+def _kill_all(marker: str):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _pids_using(marker)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if pids:
+            time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A Ray head on 127.0.0.1 in a private temp dir, stopped by its own PIDs (never anyone else's Ray)."""
+    temp = tempfile.mkdtemp(prefix="hwnas-rayhead-", dir="/tmp")
+    port = _free_port()
+    # loopback only: Ray would otherwise advertise the host's interface address
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_AUTH_MODE": "disabled"}
+    subprocess.run([RAY, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
+                    "127.0.0.1", "--include-dashboard=false", "--temp-dir", temp, "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=120)
+    yield f"127.0.0.1:{port}"
+    _kill_all(temp)
+    subprocess.run(["rm", "-rf", temp])
+
+
+def test_sixteen_trial_sweep_writes_summary_and_plot(tmp_path, note10, nas_cli):
+    spec = write_sweep(tmp_path / "sweep.yaml", name="sixteen",
+                       fixed={"space": "ofa", "budget": 300, "strategy_params": {"evolution": {"population": 50},
+                                                                                  "optuna-nsga2": {"population": 50}}},
+                       grid={"target": ["pixel", note10], "latency_ms": [30, 60],
+                             "strategy": ["evolution", "optuna-nsga2"], "seed": [0, 1]})
+    t0 = time.perf_counter()
+    code, out, err = nas_cli("sweep", spec, "--out", tmp_path / "run", "--cpus", "2")
+    wall = time.perf_counter() - t0
+    assert code == 0, err
+    assert wall <= 180, f"16 trials took {wall:.0f} s"
+    rows = read_rows(tmp_path / "run")
+    assert len(rows) == 16 and all(r["status"] == "TERMINATED" for r in rows)
+    assert {r["target"] for r in rows} == {"pixel", "note10"}
+    for r in rows:
+        assert float(r["best_latency_ms"]) <= float(r["latency_ms"])
+        assert int(r["n_evaluated"]) == 300
+        res = json.loads(Path(r["result"]).read_text())
+        assert res["strategy"] == r["strategy"] and res["seed"] == int(r["seed"])
+    assert (tmp_path / "run" / "sweep.png").stat().st_size > 10_000
+    assert "TERMINATED" in out and "summary.csv" in out
+    # the optuna trials kept their study in their run folder's SQLite file
+    assert any((tmp_path / "run" / "trials").glob("*optuna-nsga2*"))
+
+
+def test_kill_driver_then_resume_reruns_nothing_finished(tmp_path, ray_head):
+    spec = write_sweep(tmp_path / "sweep.yaml", name="killme", fixed={"space": "ofa", "budget": 3000},
+                       grid={"target": ["pixel"], "latency_ms": [40, 50, 60, 70],
+                             "strategy": ["evolution"], "seed": [0, 1]})
+    run = tmp_path / "run"
+    driver = subprocess.Popen([*NAS, "sweep", str(spec), "--out", str(run), "--address", ray_head],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 150
+    while time.time() < deadline and len(list(run.glob("trials/*/result.json"))) < 2:
+        assert driver.poll() is None, driver.stderr.read().decode()
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = {p.parent.name: (p.stat().st_mtime_ns, json.loads(p.read_text())["created"])
+              for p in run.glob("trials/*/result.json")}
+    assert 2 <= len(before) < 8, "kill came too late to test resume"
+    done = subprocess.run([*NAS, "sweep", "--resume", str(run), "--address", ray_head],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = read_rows(run)
+    assert len(rows) == 8 and all(r["status"] == "TERMINATED" for r in rows)
+    for key, (mtime, created) in before.items():
+        p = run / "trials" / key / "result.json"
+        assert p.stat().st_mtime_ns == mtime and json.loads(p.read_text())["created"] == created
+        assert json.loads((run / "trials" / key / "trial.json").read_text())["starts"] == 1
+    assert len(list(run.glob("trials/*/result.json"))) == 8
+
+
+def test_sweep_on_an_existing_cluster(tmp_path, ray_head, nas_cli):
+    spec = write_sweep(tmp_path / "sweep.yaml", fixed={"space": "ofa", "budget": 200, "target": "pixel"},
+                       grid={"latency_ms": [40, 60], "strategy": ["random", "optuna-tpe"]})
+    code, out, err = nas_cli("sweep", spec, "--out", tmp_path / "run", "--address", ray_head, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [r["status"] for r in summary["rows"]] == ["TERMINATED"] * 4
+
+
+def test_random_draws_add_trials(tmp_path):
+    from nas.sweep import load_sweep
+
+    cfg = load_sweep(write_sweep(tmp_path / "s.yaml", fixed={"budget": 100},
+                                 grid={"strategy": ["evolution", "random"]},
+                                 random={"samples": 3, "seed": 0, "latency_ms": {"uniform": [40, 80]}}))
+    trials = cfg.trials()
+    assert len(trials) == 6 and len({t["params"]["latency_ms"] for t in trials}) == 6
+    assert all(40 <= t["params"]["latency_ms"] <= 80 for t in trials)
+    assert [t["key"] for t in trials] == [t["key"] for t in cfg.trials()]  # deterministic
+
+
+@pytest.mark.parametrize("sections, expect", [
+    ({"grdi": {}}, ["unknown key 'grdi'", "accepted: name, kind, fixed, grid, random, resources"]),
+    ({"grid": {"strategy": ["evo"], "latency_ms": [40]}}, ["unknown strategy 'evo'", "evolution", "random"]),
+    ({"grid": {"target": ["pixle"], "latency_ms": [40]}}, ["unknown target 'pixle'", "pixel"]),
+    ({"fixed": {"latency_ms": 40, "budgett": 5}}, ["fixed.budgett", "accepted:", "budget"]),
+    ({"grid": {"latency_ms": ["fast"]}}, ["not a latency", "80ms"]),
+    ({"fixed": {"latency_ms": 40}, "resources": {"gpus": 1}}, ["unknown key 'resources.gpus'", "cpus_per_trial"]),
+    ({"kind": "train", "fixed": {"latency_ms": 40}}, ["unknown trial kind 'train'", "search"]),
+])
+def test_bad_sweep_file_is_one_line_naming_field_and_accepted_values(tmp_path, nas_cli, sections, expect):
+    code, _, err = nas_cli("sweep", write_sweep(tmp_path / "bad.yaml", **sections), "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1, err
+    for e in expect:
+        assert e in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unreachable_address_is_a_quick_one_line_error(tmp_path, nas_cli):
+    spec = write_sweep(tmp_path / "s.yaml", fixed={"latency_ms": 40})
+    t0 = time.perf_counter()
+    code, _, err = nas_cli("sweep", spec, "--address", f"127.0.0.1:{_free_port()}", "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and "cannot reach a Ray cluster" in err
+    assert time.perf_counter() - t0 < 30
+    code, _, err = nas_cli("sweep", spec, "--address", "nowhere", "--out", tmp_path / "run")
+    assert code == 2 and "expected auto or HOST:PORT" in err
