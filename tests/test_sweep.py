@@ -141,7 +141,7 @@ def test_kill_driver_then_resume_reruns_nothing_finished(tmp_path, ray_head):
 
 def test_sweep_on_an_existing_cluster(tmp_path, ray_head, nas_cli):
     spec = write_sweep(tmp_path / "sweep.yaml", fixed={"space": "ofa", "budget": 200, "target": "pixel"},
-                       grid={"latency_ms": [40, 60], "strategy": ["random", "optuna-tpe"]})
+                       grid={"latency_ms": [40, 60], "strategy": ["random", "evolution"]})
     code, out, err = nas_cli("sweep", spec, "--out", tmp_path / "run", "--address", ray_head, "--json")
     assert code == 0, err
     summary = json.loads(out)

@@ -1,7 +1,7 @@
-"""Evolution vs random search at equal budget: note10 latency, OFA accuracy predictor.
+"""Evolution and the RL controller vs random search at equal budget: note10, OFA predictor.
 
-At each latency budget (15, 25 and 35 ms on note10) and seed (1-5), runs ``nas.search`` once with
-``strategy="evolution"`` and once with ``strategy="random"``, both with the same budget (accuracy
+At each latency budget (15, 25 and 35 ms on note10) and seed (1-5), runs ``nas.search`` once per
+strategy (``--strategies``, default evolution, rl and random), all with the same budget (accuracy
 evaluations; default ``nas.search``'s) and their default parameters, and records the best arch's
 predicted top-1. Following Yang et al., "NAS evaluation is frustratingly hard" (ICLR 2020), the
 method is compared with random sampling in the same space under the same protocol through the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_vs_ofa import (SEEDS, TARGETS_MS, emit, environment, hwnas_search,  # noqa: E402
                           missing_data_reason, ofa_data_dir, setup_note10, skip, summarize, table_files)
 
-STRATEGIES = ("evolution", "random")
+STRATEGIES = ("evolution", "rl", "random")
 
 
 def rel_improvement(acc: float, acc_random: float) -> float:
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default 1 2 3 4 5)")
     ap.add_argument("--budget", type=int, help="accuracy evaluations per search (default: nas.search's)")
     ap.add_argument("--out", help="also write the JSON here (atomically)")
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                    help="strategies compared with random (random is always run)")
     args = ap.parse_args()
     targets = [int(t) if float(t).is_integer() else t
                for t in (args.targets or ([25] if args.quick else list(TARGETS_MS)))]
@@ -75,33 +77,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         setup_note10(data, tmp)
         acc = OFAAccuracyPredictor(get_space("ofa"), data / "acc_predictor.pth")
+        strategies = [s for s in args.strategies if s != "random"] + ["random"]
+        methods = strategies[:-1]
         for t in targets:
-            runs = {s: [] for s in STRATEGIES}
+            runs = {s: [] for s in strategies}
             for seed in seeds:
-                for strat in STRATEGIES:
+                for strat in strategies:
                     r = hwnas_search(acc, t, seed, strategy=strat, budget=budget)
                     settings[strat] = r["_settings"]
                     runs[strat].append(r)
                     print(f"{t:g} ms seed {seed}: {strat:9s} {r['top1']:.4f} {r['latency_ms']:.2f} ms "
                           f"{r['wall_s']:.2f}s", file=sys.stderr)
-            evo, rnd = summarize(runs["evolution"]), summarize(runs["random"])
-            per_seed_ri = [rel_improvement(e["top1"], r["top1"]) for e, r in zip(runs["evolution"], runs["random"])]
-            rows.append({
-                "target_ms": t,
-                "median_top1": {"evolution": evo["median_top1"], "random": rnd["median_top1"]},
-                "ri_of_medians_pct": rel_improvement(evo["median_top1"], rnd["median_top1"]),
-                "median_per_seed_ri_pct": round(statistics.median(per_seed_ri), 3),
-                "seeds_evolution_better": sum(ri > 0 for ri in per_seed_ri),
-                "evolution_beats_random": bool(evo["median_top1"] > rnd["median_top1"]),
-                "per_seed_top1": {"evolution": [r["top1"] for r in runs["evolution"]],
-                                  "random": [r["top1"] for r in runs["random"]]},
-                "per_seed_ri_pct": per_seed_ri,
-                "median_wall_s": {"evolution": evo["median_wall_s"], "random": rnd["median_wall_s"]},
-            })
-            details[str(t)] = {"evolution": evo, "random": rnd}
+            summ = {k: summarize(v) for k, v in runs.items()}
+            rnd = summ["random"]
+            row = {"target_ms": t, "median_top1": {k: v["median_top1"] for k, v in summ.items()},
+                   "median_wall_s": {k: v["median_wall_s"] for k, v in summ.items()},
+                   "per_seed_top1": {k: [r["top1"] for r in v] for k, v in runs.items()}}
+            for m in methods:
+                per_seed_ri = [rel_improvement(a["top1"], b["top1"]) for a, b in zip(runs[m], runs["random"])]
+                row[m] = {"ri_of_medians_pct": rel_improvement(summ[m]["median_top1"], rnd["median_top1"]),
+                          "median_per_seed_ri_pct": round(statistics.median(per_seed_ri), 3),
+                          "seeds_better_than_random": sum(ri > 0 for ri in per_seed_ri),
+                          "beats_random": bool(summ[m]["median_top1"] > rnd["median_top1"]),
+                          "per_seed_ri_pct": per_seed_ri}
+            rows.append(row)
+            details[str(t)] = summ
     result["settings"] = settings
     result["comparison"] = rows
-    result["evolution_beats_random_at_all_targets"] = all(r["evolution_beats_random"] for r in rows)
+    for m in methods:
+        result[f"{m}_beats_random_at_all_targets"] = all(r[m]["beats_random"] for r in rows)
     result["details"] = details
     try:
         env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -129,11 +129,18 @@ class _OptunaStrategy(Strategy):
             state.update(P=np.empty((0, len(space.dims)), np.int16), values=np.empty((0, k)),
                          lat=np.empty((0, len(objective.targets))), gen=np.empty(0, np.int64))
         self._open(space, objective, state)
+        if self._durable is not None and self._durable.trials:
+            # an existing study (another search, same name): its trials inform the sampler, but they
+            # were scored by that search, not this one
+            self._load(objective, state, hand_over=False)
         return state
 
     def _resume(self, space, objective, state):
         """Rebuild the working study after a restart; returns trials to hand to the runner first."""
         self._open(space, objective, state)
+        return self._load(objective, state, hand_over=True)
+
+    def _load(self, objective, state, hand_over: bool):
         optuna = _optuna()
         gen_key = self._gen_key()
         frozen, pending = [], []
@@ -143,13 +150,14 @@ class _OptunaStrategy(Strategy):
         else:
             self._reclaim_stale()
             done = self._durable.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-            done = sorted(done, key=lambda t: t.number)
+            # trials this strategy wrote (another tool's trials in the same study carry no arch)
+            done = sorted((t for t in done if "P" in t.user_attrs and "told" in t.user_attrs), key=lambda t: t.number)
             for i, t in enumerate(done):
                 p, told = np.array(t.user_attrs["P"], np.int64), t.user_attrs["told"]
                 sys_attrs = {gen_key: told["gen"]} if gen_key and told["gen"] >= 0 else {}
                 lat = [x if np.isfinite(x) else 1e9 for x in told["lat_ms"]]
                 frozen.append(self._frozen(optuna, p, t.values, lat, sys_attrs, objective))
-                if i >= int(state["n_told"]) and told["evaluated"]:
+                if hand_over and i >= int(state["n_told"]) and told["evaluated"]:
                     pending.append(p)
             state["n_told"] = np.array(len(done))
             waiting = self._durable.get_trials(deepcopy=False, states=[optuna.trial.TrialState.WAITING])

@@ -95,8 +95,8 @@ def _load_flat(params, vec: np.ndarray) -> None:
 class RLController(Strategy):
     """LSTM controller + PPO (or REINFORCE) on the objective's reward, a batch per step."""
 
-    def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.03, algorithm: str = "ppo",
-                 ppo_epochs: int = 4, clip: float = 0.2, entropy: float = 0.005, baseline_decay: float = 0.9,
+    def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.005, algorithm: str = "ppo",
+                 ppo_epochs: int = 4, clip: float = 0.2, entropy: float = 0.02, baseline_decay: float = 0.9,
                  pool: int = 2, penalty: float = 1.0, constraint: str = "reject", init_seed: int = 0):
         if algorithm not in ("ppo", "reinforce"):
             raise UserError(f"rl algorithm must be ppo or reinforce, got {algorithm!r}")

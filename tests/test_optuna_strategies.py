@@ -1,0 +1,145 @@
+"""Optuna's samplers as strategies: budgets, batched ask/tell, resume from storage, retried trials."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nas
+from nas.objective import Objective
+from nas.search import make_target
+from search_spaces import get_space
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("optuna-nsga2", {"population": 40}),
+    ("optuna-nsga2", {"population": 40, "latency": "constraint"}),
+    ("optuna-tpe", {"population": 40, "n_startup_trials": 40}),
+])
+def test_optuna_strategies_meet_the_budget_and_spend_it_exactly(strategy, params):
+    res = nas.search("ofa", "pixel", 50, strategy=strategy, strategy_params=params, budget=250, seed=0, plot=False)
+    assert res.n_evaluated == 250 and res.strategy == strategy
+    assert res.best is not None and res.best.latency_ms["pixel1"] <= 50
+    assert all(s.latency_ms["pixel1"] <= 50 for s in res.pareto)
+
+
+def test_a_population_is_scored_in_one_call():
+    sp = get_space("ofa")
+
+    class Counting:
+        calls, sizes = 0, []
+
+        def predict(self, X):
+            Counting.calls += 1
+            Counting.sizes.append(len(X))
+            return 0.7 + 0.001 * X.sum(axis=1) / X.shape[1]
+
+    nas.search(sp, "pixel", 60, accuracy=Counting(), strategy="optuna-nsga2",
+               strategy_params={"population": 50}, budget=200, seed=1, plot=False)
+    assert sum(Counting.sizes) == 200 and Counting.calls <= 200 / 10
+
+
+def test_resume_from_sqlite_storage_continues_the_study(tmp_path):
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    params = {"population": 30, "storage": db, "study_name": "resume-me"}
+    full = nas.search("ofa", "pixel", 50, strategy="optuna-nsga2", strategy_params=params, budget=150, seed=2,
+                      out=tmp_path / "run", plot=False)
+    import optuna
+
+    study = optuna.load_study(study_name="resume-me", storage=db)
+    told = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sum(t.user_attrs["told"]["evaluated"] for t in told) == full.n_evaluated == 150
+    # a second search on the same study picks up all its trials and adds a budget's worth
+    more = nas.search("ofa", "pixel", 50, strategy="optuna-nsga2", budget=60, seed=2, plot=False,
+                      strategy_params={**params, "population": 30})
+    assert more.n_evaluated == 60
+    study = optuna.load_study(study_name="resume-me", storage=db)
+    told = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sum(t.user_attrs["told"]["evaluated"] for t in told) == 210
+
+
+def test_killed_process_trials_are_retried_not_left_running(tmp_path):
+    """A step killed between ask and tell leaves RUNNING trials; the resumed strategy retries their archs."""
+    import optuna
+
+    from nas.strategies import get_strategy
+
+    sp = get_space("ofa")
+    obj = Objective(sp, nas.get_estimator("published", sp), [make_target("pixel", sp, 60)])
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    strat = get_strategy("optuna-nsga2", population=20, storage=db, heartbeat_s=1, grace_s=1)
+    rng = np.random.default_rng(0)
+    state = strat.start(sp, obj, rng, 100)
+    X, ev = strat.step(state, sp, obj, rng, 100)
+    # simulate the crash: a population asked and mirrored, never told
+    asked = [strat._work.ask(strat._dists) for _ in range(5)]
+    P = np.array([[t.params[k] for k in strat._dists] for t in asked])
+    strat._durable_ask(P, asked)
+    study = optuna.load_study(study_name=str(state["study_name"]), storage=db)
+    assert sum(t.state == optuna.trial.TrialState.RUNNING for t in study.trials) == 5
+
+    fresh = get_strategy("optuna-nsga2", population=20, storage=db, heartbeat_s=1, grace_s=1)
+    X2, ev2 = fresh.step(state, sp, obj, rng, 80)
+    study = optuna.load_study(study_name=str(state["study_name"]), storage=db)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states.count(optuna.trial.TrialState.FAIL) == 5
+    retried = [t for t in study.trials if "failed_trial" in t.system_attrs]
+    assert len(retried) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in retried)
+    assert len(X2) > 0
+
+
+def test_resume_from_runner_checkpoint_without_storage(tmp_path):
+    """In-memory study: the runner's checkpoint holds every told trial, so a killed search resumes."""
+    from nas.strategies import get_strategy
+
+    sp = get_space("ofa")
+    obj = Objective(sp, nas.get_estimator("published", sp), [make_target("pixel", sp, 60)])
+    strat = get_strategy("optuna-tpe", population=20, n_startup_trials=20)
+    rng = np.random.default_rng(0)
+    state = strat.start(sp, obj, rng, 100)
+    for _ in range(3):
+        strat.step(state, sp, obj, rng, 100)
+    assert int(state["n_told"]) == 60 and state["P"].shape == (60, len(sp.dims))
+    fresh = get_strategy("optuna-tpe", population=20, n_startup_trials=20)
+    X, ev = fresh.step(state, sp, obj, rng, 40)
+    assert len(fresh._work.trials) == 80 and int(state["n_told"]) == 80 and len(X) > 0
+
+
+def test_nsga2_beats_random_in_hypervolume_small(shared_data, nas_cli):
+    """A small version of experiments/bench/nsga2_vs_random.py (the full one: 3000 evaluations, 5 seeds)."""
+    spec = importlib.util.spec_from_file_location("bench", REPO / "experiments/bench/nsga2_vs_random.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["hwnas_bench_nsga2"] = bench
+    spec.loader.exec_module(bench)
+    files = sorted((shared_data / "ofa").glob("note10_*_lookup_table.yaml"))
+    code, _, err = nas_cli("import-table", "--format", "ofa", *files, "--device", "note10")
+    assert code == 0, err
+    from nas.accuracy.ofa_predictor import OFAAccuracyPredictor
+
+    acc = OFAAccuracyPredictor(get_space("ofa"), shared_data / "ofa" / "acc_predictor.pth")
+    hv = {}
+    for strat, params in (("optuna-nsga2", {"population": 50}), ("random", {})):
+        vals = []
+        for seed in (0, 1, 2):
+            res = nas.search("ofa", "note10", 25, accuracy=acc, strategy=strat, strategy_params=params,
+                             budget=600, seed=seed, plot=False)
+            vals.append(bench.hypervolume([(s.latency_ms["note10"], s.top1) for s in res.pareto], 25))
+        hv[strat] = np.median(vals)
+    assert hv["optuna-nsga2"] > hv["random"]
+
+
+def test_hypervolume_of_a_known_front():
+    from importlib import util
+
+    spec = util.spec_from_file_location("b", REPO / "experiments/bench/nsga2_vs_random.py")
+    b = util.module_from_spec(spec)
+    spec.loader.exec_module(b)
+    # two points: (10 ms, 0.5) and (20 ms, 0.8) under a 30 ms budget: 0.5*20 + 0.3*10
+    assert b.hypervolume([(10, 0.5), (20, 0.8), (40, 0.9), (25, 0.6)], 30) == pytest.approx(13.0)
