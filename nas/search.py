@@ -340,6 +340,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
                             "or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config)
+        if hasattr(strat, "use_run_dir"):  # strategies with their own durable state (Optuna's study)
+            strat.use_run_dir(run_dir)
 
     cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
     archive, history, n_eval = run_search(search_space, objective, strat, int(budget), int(seed), int(top_k),

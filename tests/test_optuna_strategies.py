@@ -143,3 +143,12 @@ def test_hypervolume_of_a_known_front():
     spec.loader.exec_module(b)
     # two points: (10 ms, 0.5) and (20 ms, 0.8) under a 30 ms budget: 0.5*20 + 0.3*10
     assert b.hypervolume([(10, 0.5), (20, 0.8), (40, 0.9), (25, 0.6)], 30) == pytest.approx(13.0)
+
+
+def test_a_search_with_a_run_folder_keeps_its_study_there(tmp_path):
+    import nas
+
+    res = nas.search("ofa", "pixel", 60, strategy="optuna-nsga2", budget=200, seed=0, out=tmp_path / "run",
+                     strategy_params={"population": 50}, plot=False)
+    assert (tmp_path / "run" / "optuna.db").is_file()
+    assert res.best.latency_ms["pixel1"] <= 60

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +78,11 @@ def open_storage(url: str, heartbeat_s: int, grace_s: int):
 class _OptunaStrategy(Strategy):
     """Shared ask/evaluate/tell machinery; subclasses pick the sampler and the values told."""
 
+    def use_run_dir(self, run_dir) -> None:
+        """Keep the durable study in the run folder unless a storage URL was given."""
+        if self.storage is None:
+            self.storage = f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
+
     def __init__(self, population: int = 100, storage: str | None = None, study_name: str | None = None,
                  heartbeat_s: int = 10, grace_s: int = 20):
         self.population = int(population)
@@ -111,8 +117,9 @@ class _OptunaStrategy(Strategy):
 
     def _open(self, space, objective, state):
         optuna = _optuna()
-        self._dists = {d.name: optuna.distributions.CategoricalDistribution(list(range(len(d.search_index))))
-                       for d in space.dims}
+        counts = space._search_table[0]  # the searched values (a search may narrow them)
+        self._dists = {d.name: optuna.distributions.CategoricalDistribution(list(range(int(c))))
+                       for d, c in zip(space.dims, counts)}
         self._work = optuna.create_study(directions=self._directions(objective),
                                          sampler=self._sampler(int(state["seed"]), objective))
         if self.storage is not None:
@@ -202,10 +209,8 @@ class _OptunaStrategy(Strategy):
         raise UserError("no architecture found that meets the latency budget")
 
     def _decode(self, space, P):
-        X = np.empty(P.shape, np.int64)
-        for j, d in enumerate(space.dims):
-            X[:, j] = np.asarray(d.search_index)[P[:, j]]
-        return X
+        counts, table = space._search_table
+        return table[np.arange(len(counts))[None, :], P.astype(np.int64)]
 
     def _generation(self, state, space, objective, n):
         optuna = _optuna()
