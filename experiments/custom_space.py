@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from search_spaces import BlockKey, register_space
 from search_spaces.chain import ChainSpace, Slot
-from search_spaces.mobile_blocks import build_mobile_block, down, mbconv_key
+from search_spaces.mobile_blocks import build_block, down, mbconv_key
 
 OPTIONS = {"k3e3": (3, 3), "k3e6": (3, 6), "k5e3": (5, 3), "k5e6": (5, 6)}
 STAGES = ((24, 2, 2), (40, 2, 2), (80, 3, 2), (112, 2, 1), (192, 2, 2))  # (width, layers, first stride)
@@ -46,7 +46,7 @@ class TinyChain(ChainSpace):
 
     def build_block(self, key):
         # Any nn.Module works here; the library's MobileNet blocks keep the example short.
-        return build_mobile_block(key, act="relu")
+        return build_block(key, act="relu")
 
 
 if __name__ == "__main__":  # a quick look at the space without the CLI

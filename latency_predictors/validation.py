@@ -8,13 +8,12 @@ than two measurements of the same network agree.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from search_spaces.errors import UserError
-from search_spaces.fileio import atomic_write_bytes
+from search_spaces.fileio import atomic_write_bytes, save_figure
 
 
 def error_figures(pred_ms, true_ms) -> dict:
@@ -72,10 +71,7 @@ def plot_scatter(pred_ms, true_ms, path, title: str) -> Path:
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)
 
 
 def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resolutions=None,

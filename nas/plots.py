@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from .io import atomic_write_bytes
+from search_spaces.fileio import save_figure
+
 from .results import SearchResult
 
 
@@ -36,7 +36,4 @@ def plot_search(result: SearchResult, path: str | Path) -> Path:
     ax2.set_title(f"{result.strategy} on {result.space}, seed {result.seed}", fontsize=9)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)

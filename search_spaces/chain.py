@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,11 +50,22 @@ class Slot:
 
 
 class ChainNet(nn.Module):
-    """A network that is a chain of block modules (what ``ChainSpace.build`` returns)."""
+    """A network that is a chain of block modules (what every chain space's ``build`` returns).
 
-    def __init__(self, blocks: Sequence[nn.Module]):
+    ``blocks`` runs them in order (state-dict names ``blocks.<i>.``); ``keys`` are their BlockKeys
+    when known.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], keys: Sequence[BlockKey] | None = None):
         super().__init__()
         self.blocks = nn.Sequential(*blocks)
+        self.keys = list(keys) if keys is not None else None
+
+    @classmethod
+    def of_keys(cls, keys: Sequence[BlockKey],
+                build_block: Callable[[BlockKey], tuple[nn.Module, tuple[int, ...]]]) -> "ChainNet":
+        """The chain of ``build_block(key)``'s modules over ``keys``."""
+        return cls([build_block(k)[0] for k in keys], keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)
@@ -165,7 +176,7 @@ class ChainSpace(SearchSpace):
 
     # ---- networks ---------------------------------------------------------------------------
     def build(self, arch: Arch) -> ChainNet:
-        return ChainNet([self.build_block(k)[0] for k in self.blocks(arch)])
+        return ChainNet.of_keys(self.blocks(arch), self.build_block)
 
     def input_shape(self, arch: Arch) -> tuple[int, int, int]:
         self.validate(arch)

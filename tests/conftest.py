@@ -42,3 +42,12 @@ def nas_cli(tmp_path, monkeypatch, capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def note10(shared_data, nas_cli):
+    """Once-for-All's note10 tables imported into the test's user device folder."""
+    files = sorted((shared_data / "ofa").glob("note10_*_lookup_table.yaml"))
+    code, _, err = nas_cli("import-table", "--format", "ofa", *files, "--device", "note10")
+    assert code == 0, err
+    return "note10"

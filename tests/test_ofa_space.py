@@ -7,26 +7,9 @@ import pytest
 import torch
 
 from search_spaces import InvalidArchError, get_space, list_spaces
+from search_spaces.counting import count_macs_params
 
 SPACES = ["ofa", "ofa-w1.0"]
-
-
-def count_macs(model: torch.nn.Module, shape) -> int:
-    """MACs of convs and linear layers, counted by forward hooks on the real module."""
-    total = [0]
-
-    def hook(mod, inp, out):
-        if isinstance(mod, torch.nn.Conv2d):
-            total[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, torch.nn.Linear):
-            total[0] += out.numel() * mod.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, *shape))
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 def test_registry_lists_both_widths():
@@ -118,7 +101,7 @@ def test_costs_without_building_match_the_built_network(name):
     for i, arch in enumerate(archs):
         model = sp.build(arch)
         assert params[i] == sum(p.numel() for p in model.parameters())
-        assert macs[i] == count_macs(model, sp.input_shape(arch))
+        assert macs[i] == count_macs_params(model, sp.input_shape(arch))[0]
 
 
 def test_blocks_follow_the_network():

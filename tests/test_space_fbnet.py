@@ -9,27 +9,10 @@ import pytest
 import torch
 
 from search_spaces import InvalidArchError, get_space
+from search_spaces.counting import count_macs_params
 from search_spaces.fbnet import CANDIDATES
 
 SP = get_space("fbnet")
-
-
-def count_macs(model: torch.nn.Module, shape) -> int:
-    """MACs of convs and linear layers, counted by forward hooks on the real module."""
-    total = [0]
-
-    def hook(mod, inp, out):
-        if isinstance(mod, torch.nn.Conv2d):
-            total[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, torch.nn.Linear):
-            total[0] += out.numel() * mod.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, *shape))
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 @pytest.mark.parametrize("name, macs_m", [("fbnet-a", 249.0), ("fbnet-b", 295.0), ("fbnet-c", 375.0)])
@@ -59,7 +42,7 @@ def test_costs_without_building_match_the_built_network():
     for i, arch in enumerate(archs):
         model = SP.build(arch)
         assert params[i] == sum(p.numel() for p in model.parameters())
-        assert macs[i] == count_macs(model, SP.input_shape(arch))
+        assert macs[i] == count_macs_params(model, SP.input_shape(arch))[0]
 
 
 def test_blocks_follow_each_layers_choice():
@@ -72,7 +55,7 @@ def test_blocks_follow_each_layers_choice():
 
 
 def test_grouped_block_shuffles_channels():
-    from search_spaces.mobile_ops import ChannelShuffle
+    from search_spaces.mobile_blocks import ChannelShuffle
 
     x = torch.arange(8.0).reshape(1, 8, 1, 1)
     assert ChannelShuffle(2)(x).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]

@@ -21,14 +21,6 @@ NAS = [str(Path(sys.executable).with_name("nas"))]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-@pytest.fixture
-def note10(shared_data, nas_cli):
-    files = sorted((shared_data / "ofa").glob("note10_*_lookup_table.yaml"))
-    code, _, err = nas_cli("import-table", "--format", "ofa", *files, "--device", "note10")
-    assert code == 0, err
-    return "note10"
-
-
 def write_sweep(path: Path, **sections) -> Path:
     path.write_text(yaml.safe_dump(sections))
     return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 
 from ..profile import Runtime, SourceFile, SpaceTable
@@ -49,3 +50,15 @@ def mean_ms(path: Path, key, stats) -> float:
     if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not mean >= 0:
         raise UserError(f"{str(path)!r}: entry {key!r} has no non-negative number 'mean'")
     return float(mean)
+
+
+def read_mean_table(path: Path, what: str) -> dict[str, float]:
+    """A lookup-table YAML (block key -> stats with a ``mean``) as normalised key -> mean ms."""
+    entries = {}
+    for key, stats in read_yaml_mapping(path, what).items():
+        try:
+            norm = str(BlockKey.parse(str(key)))
+        except UserError as e:
+            raise UserError(f"{str(path)!r}: {e}") from None
+        entries[norm] = mean_ms(path, key, stats)
+    return entries

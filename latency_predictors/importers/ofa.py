@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.registry import get_space
 
 from ..profile import Runtime, SpaceTable
-from .common import ImportedTables, mean_ms, read_yaml_mapping, source_file
+from .common import ImportedTables, read_mean_table, source_file
 
 CITATION = ("Cai, Gan, Wang, Zhang, Han. Once-for-All: Train One Network and Specialize it for Efficient "
             "Deployment. ICLR 2020. Tables from mit-han-lab/once-for-all (MIT licence).")
@@ -58,14 +57,7 @@ def read_ofa_tables(paths: list[Path], space: str | None = None) -> ImportedTabl
     seen: dict[int, Path] = {}
     space_name = None
     for path in paths:
-        data = read_yaml_mapping(path, "Once-for-All lookup table")
-        entries = {}
-        for key, stats in data.items():
-            try:
-                norm = str(BlockKey.parse(str(key)))
-            except UserError as e:
-                raise UserError(f"{str(path)!r}: {e}") from None
-            entries[norm] = mean_ms(path, key, stats)
+        entries = read_mean_table(path, "Once-for-All lookup table")
         r = _resolution(path, entries)
         if r in seen:
             raise UserError(f"{str(path)!r} and {str(seen[r])!r} both hold resolution {r}; give one file each")

@@ -22,7 +22,7 @@ from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 
 from ..profile import Runtime, SpaceTable
-from .common import ImportedTables, mean_ms, read_yaml_mapping, source_file
+from .common import ImportedTables, read_mean_table, source_file
 
 SPACE = "proxyless"
 CITATION = ("Cai, Zhu, Han. ProxylessNAS: Direct Neural Architecture Search on Target Task and Hardware. "
@@ -43,14 +43,7 @@ def read_mobile_trim(paths: list[Path]) -> ImportedTables:
     if len(paths) != 1:
         raise UserError(f"--format proxylessnas takes one lookup-table YAML (mobile_trim.yaml), got {len(paths)}")
     path = paths[0]
-    data = read_yaml_mapping(path, "ProxylessNAS lookup table")
-    entries = {}
-    for key, stats in data.items():
-        try:
-            norm = str(BlockKey.parse(str(key)))
-        except UserError as e:
-            raise UserError(f"{str(path)!r}: {e}") from None
-        entries[norm] = mean_ms(path, key, stats)
+    entries = read_mean_table(path, "ProxylessNAS lookup table")
     return ImportedTables(
         tables={SPACE: SpaceTable(entries=entries)}, citations=[CITATION],
         provenance=("ProxylessNAS mobile lookup table (mean of each block's runs, TFLite, 224x224 input), "

@@ -7,7 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from ..io import atomic_write_bytes, atomic_write_text
+from search_spaces.fileio import save_figure
+
+from ..io import atomic_write_text
 
 COLUMNS = ["trial", "status", "space", "target", "latency_ms", "strategy", "accuracy", "seed", "budget",
            "best_top1", "best_latency_ms", "best_macs_m", "n_evaluated", "pareto_size", "search_wall_s",
@@ -77,7 +79,4 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
         if labelled:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, dpi=100)

@@ -25,7 +25,9 @@ from torch import nn
 from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
-from ..mobile_ops import ChainNet, ConvBNAct, MixedOp, block_macs_params, build_block, down
+from ..chain import ChainNet
+from ..layers import ConvBNAct
+from ..mobile_blocks import MixedOp, MobileChainMixin, down, head_keys, stem_key
 from ..registry import register_space
 from .published import PUBLISHED_ARCHS
 
@@ -56,10 +58,12 @@ def layer_layout() -> list[tuple[int, int, int]]:
     return out
 
 
-class FBNetSpace(SearchSpace):
+class FBNetSpace(MobileChainMixin, SearchSpace):
     """FBNet's 22-layer space with 9 candidate blocks per layer (Wu et al., CVPR 2019)."""
 
     version = "1"
+    resolutions, search_resolutions = RESOLUTIONS, SEARCH_RESOLUTIONS
+    _tables_per_res = 4  # per_res in ``_tables``
 
     def __init__(self):
         self.layout = layer_layout()
@@ -146,7 +150,7 @@ class FBNetSpace(SearchSpace):
         for ri, r in enumerate(RESOLUTIONS):
             used.clear()
             size = down(r, 2)
-            stem[ri] = idx(BlockKey("Conv", (r, r, 3), (size, size, STEM), (("kernel", 3), ("hs", 0))))
+            stem[ri] = idx(stem_key(r, STEM))
             for i, choices in enumerate(self.layer_candidates):
                 for c in choices:
                     key = self.layer_key(i, c, r)
@@ -155,26 +159,13 @@ class FBNetSpace(SearchSpace):
                 size = down(size, self.layout[i][2])
             cin = self.layout[-1][1]
             for hi, h in enumerate(HEADS):
-                head[ri, hi] = [idx(BlockKey("Conv_1", (size, size, cin), (size, size, h), (("kernel", 1), ("hs", 0)))),
-                                idx(BlockKey("AvgPool2D", (size, size, h), (1, 1, h))),
-                                idx(BlockKey("Logits", (1, 1, h), (N_CLASSES,)))]
+                head[ri, hi] = [idx(k) for k in head_keys(size, cin, h, N_CLASSES)]
             per_res.append(np.array(sorted(used)))
         # Dims index into each layer's own choices; map them onto CANDIDATES' columns.
         cand_col = np.full((N_LAYERS, len(CANDIDATES)), -1, dtype=np.int64)
         for i, choices in enumerate(self.layer_candidates):
             cand_col[i, :len(choices)] = [CANDIDATES.index(c) for c in choices]
         return keys, stem, layer, head, per_res, cand_col
-
-    def block_keys(self) -> list[BlockKey]:
-        return self._tables[0]
-
-    def searched_block_ids(self, resolutions: Sequence[int] | None = None) -> np.ndarray:
-        """Every block at the searched resolution (224), both head widths included."""
-        res = SEARCH_RESOLUTIONS if resolutions is None else resolutions
-        for r in res:
-            if r not in RESOLUTIONS:
-                raise UserError(f"resolution {r} is not allowed; allowed: {', '.join(map(str, RESOLUTIONS))}")
-        return np.concatenate([self._tables[4][RESOLUTIONS.index(r)] for r in res])
 
     def block_matrix(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
@@ -187,27 +178,6 @@ class FBNetSpace(SearchSpace):
         out[:, 1 + N_LAYERS:] = head[ri, X[:, N_LAYERS]]
         return out
 
-    def block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._block_costs
-
-    @cached_property
-    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        costs = np.array([block_macs_params(k) for k in self.block_keys()], dtype=np.float64)
-        return costs[:, 0], costs[:, 1]
-
-    def build_block(self, key: BlockKey):
-        return build_block(key)
-
-    def build(self, arch: Arch) -> ChainNet:
-        return ChainNet(self.blocks(arch))
-
-    def input_shape(self, arch: Arch) -> tuple[int, int, int]:
-        r = self.validate(arch)["r"]
-        return (3, r, r)
-
-    def resolution(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(RESOLUTIONS)[np.asarray(X)[:, -1]]
-
     # ---- all candidates at once (DNAS) ------------------------------------------------------
     def mixed_layer(self, i: int, resolution: int = 224) -> MixedOp:
         """Layer i with every candidate it allows, computing all their outputs (FBNet's DNAS)."""
@@ -218,7 +188,7 @@ class FBNetSpace(SearchSpace):
         mods = []
         for c in self.layer_candidates[i]:
             key = self.layer_key(i, c, resolution)
-            mods.append(build_block(key)[0] if key is not None else build_block(
+            mods.append(self.build_block(key)[0] if key is not None else self.build_block(
                 BlockKey("skip", (1, 1, 1), (1, 1, 1)))[0])
         return MixedOp(mods, list(self.layer_candidates[i]))
 
@@ -227,12 +197,11 @@ class FBNetSpace(SearchSpace):
         size = down(resolution, 2)
         for cin, cout, s in self.layout:
             size = down(size, s)
-        tail = [BlockKey("Conv_1", (size, size, self.layout[-1][1]), (size, size, head), (("kernel", 1), ("hs", 0))),
-                BlockKey("AvgPool2D", (size, size, head), (1, 1, head)), BlockKey("Logits", (1, 1, head), (N_CLASSES,))]
+        tail = head_keys(size, self.layout[-1][1], head, N_CLASSES)
         return nn.ModuleDict({
             "stem": ConvBNAct(3, STEM, 3, 2),
             "layers": nn.ModuleList(self.mixed_layer(i, resolution) for i in range(N_LAYERS)),
-            "head": ChainNet(tail),
+            "head": ChainNet.of_keys(tail, self.build_block),
         })
 
 

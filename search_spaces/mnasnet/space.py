@@ -31,7 +31,7 @@ from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..layers import make_divisible
-from ..mobile_ops import ChainNet, block_macs_params, build_block, down
+from ..mobile_blocks import MobileChainMixin, down, head_keys, stem_key
 from ..registry import register_space
 from .published import PUBLISHED_ARCHS
 
@@ -82,10 +82,12 @@ def layer_key(size: int, cin: int, cout: int, stride: int, op: str, kernel: int,
                      ("idskip", int(residual)), ("se", sq), ("hs", 0)))
 
 
-class MnasNetSpace(SearchSpace):
+class MnasNetSpace(MobileChainMixin, SearchSpace):
     """MnasNet's factorized hierarchical space on MobileNetV2's skeleton (Tan et al., CVPR 2019)."""
 
     version = "1"
+    resolutions, search_resolutions = RESOLUTIONS, SEARCH_RESOLUTIONS
+    _tables_per_res = 5  # per_res in ``_tables``
 
     def __init__(self):
         self.filter_choices = [tuple(sorted(set(grid_filters(b)) | set(EXTRA_FILTERS.get(b, ()))))
@@ -258,7 +260,7 @@ class MnasNetSpace(SearchSpace):
         for ri, r in enumerate(RESOLUTIONS):
             used.clear()
             size = down(r, 2)
-            stem[ri] = idx(BlockKey("Conv", (r, r, 3), (size, size, STEM), (("kernel", 3), ("hs", 0))))
+            stem[ri] = idx(stem_key(r, STEM))
             for b in range(N_BLOCKS):
                 s = STRIDES[b]
                 for (oi, op), (ki, k), (si, se), (ski, skip) in choice_grid:
@@ -271,22 +273,9 @@ class MnasNetSpace(SearchSpace):
                             layer_key(down(size, s), f, f, 1, op, k, se, skip == "identity"))
                 size = down(size, s)
             for hi, cin in enumerate(self.head_cin_choices):
-                head[ri, hi] = [idx(BlockKey("Conv_1", (size, size, cin), (size, size, HEAD), (("kernel", 1), ("hs", 0)))),
-                                idx(BlockKey("AvgPool2D", (size, size, HEAD), (1, 1, HEAD))),
-                                idx(BlockKey("Logits", (1, 1, HEAD), (N_CLASSES,)))]
+                head[ri, hi] = [idx(k) for k in head_keys(size, cin, HEAD, N_CLASSES)]
             per_res.append(np.array(sorted(used)))
         return keys, stem, first, rep, head, per_res
-
-    def block_keys(self) -> list[BlockKey]:
-        return self._tables[0]
-
-    def searched_block_ids(self, resolutions: Sequence[int] | None = None) -> np.ndarray:
-        """Every block at the searched resolution (224), including the published nets' off-grid widths."""
-        res = SEARCH_RESOLUTIONS if resolutions is None else resolutions
-        for r in res:
-            if r not in RESOLUTIONS:
-                raise UserError(f"resolution {r} is not allowed; allowed: {', '.join(map(str, RESOLUTIONS))}")
-        return np.concatenate([self._tables[5][RESOLUTIONS.index(r)] for r in res])
 
     @cached_property
     def n_slots(self) -> int:
@@ -312,27 +301,6 @@ class MnasNetSpace(SearchSpace):
         hi = np.searchsorted(self.head_cin_choices, cin[:, -1])
         out[:, col:] = head[ri, hi]
         return out
-
-    def block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._block_costs
-
-    @cached_property
-    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        costs = np.array([block_macs_params(k) for k in self.block_keys()], dtype=np.float64)
-        return costs[:, 0], costs[:, 1]
-
-    def build_block(self, key: BlockKey):
-        return build_block(key)
-
-    def build(self, arch: Arch) -> ChainNet:
-        return ChainNet(self.blocks(arch))
-
-    def input_shape(self, arch: Arch) -> tuple[int, int, int]:
-        r = self.validate(arch)["r"]
-        return (3, r, r)
-
-    def resolution(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(RESOLUTIONS)[np.asarray(X)[:, -1]]
 
 
 @register_space("mbconv")

@@ -15,13 +15,13 @@ from functools import cached_property
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..layers import ConvBNAct, MBConv, make_divisible, se_channels
+from ..mobile_blocks import Classifier, GlobalPool, down
 from ..registry import register_space
 from .model import LayerSpec, NetSpec, OFAMobileNetV3
 
@@ -55,11 +55,6 @@ def widths_for(mult: float) -> Widths:
     w = lambda c: make_divisible(c * mult, 8)  # noqa: E731
     return Widths(w(BASE_WIDTHS["stem"]), tuple(w(c) for c in BASE_WIDTHS["stages"]),
                   w(BASE_WIDTHS["final"]), w(BASE_WIDTHS["mix"]))
-
-
-def _down(size: int, stride: int) -> int:
-    """Output size of a 'same'-padded conv (padding k // 2), as in every MobileNet."""
-    return (size - 1) // stride + 1
 
 
 class OFASpace(SearchSpace):
@@ -164,13 +159,13 @@ class OFASpace(SearchSpace):
     def _blocks_at(self, r: int) -> list[BlockKey]:
         """The 96 distinct blocks at resolution r, in the local order ``block_matrix`` indexes."""
         w = self.widths
-        f = _down(r, 2)
+        f = down(r, 2)
         keys = [BlockKey("Conv", (r, r, 3), (f, f, w.stem)),
                 _mb((f, f, w.stem), (f, f, w.stem), w.stem, 3, 1, True, False, "relu")]
         cin = w.stem
         for s in range(N_STAGES):
             cout, stride = w.stages[s], STAGE_STRIDES[s]
-            fo = _down(f, stride)
+            fo = down(f, stride)
             for first in (True, False):
                 c_in, size_in, st = (cin, f, stride) if first else (cout, fo, 1)
                 for k in KERNELS:
@@ -283,20 +278,6 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
     raise UserError(f"unknown block op {key.op!r} for the ofa space")
 
 
-class _Pool(nn.Module):
-    def forward(self, x):
-        return x.mean((2, 3), keepdim=True)
-
-
-class _Logits(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.linear = nn.Linear(cin, cout)
-
-    def forward(self, x):
-        return self.linear(torch.flatten(x, 1))
-
-
 def build_block(key: BlockKey) -> tuple[nn.Module, tuple[int, ...]]:
     """A module computing one block on its own, and its (C, H, W) input shape."""
     h, w, cin = key.input
@@ -310,11 +291,11 @@ def build_block(key: BlockKey) -> tuple[nn.Module, tuple[int, ...]]:
     if key.op == "Conv_1":
         return ConvBNAct(cin, key.output[2], 1, act="h_swish"), shape
     if key.op == "AvgPool2D":
-        return _Pool(), shape
+        return GlobalPool(), shape
     if key.op == "Conv_2":
         return ConvBNAct(cin, key.output[2], 1, act="h_swish", bn=False), shape
     if key.op == "Logits":
-        return _Logits(cin, key.output[0]), shape
+        return Classifier(cin, key.output[0], pool=False), shape
     raise UserError(f"unknown block op {key.op!r} for the ofa space")
 
 

@@ -20,14 +20,11 @@ widths, whose ``build`` and ``macs`` give the released network itself (``build_n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
-
-import numpy as np
 
 from ..base import Arch
 from ..blocks import BlockKey
 from ..chain import ChainSpace, Slot
-from ..mobile_blocks import block_macs_params, build_mobile_block, down, mbconv_key
+from ..mobile_blocks import MobileBlocksMixin, down, mbconv_key
 from ..registry import register_space
 
 KERNELS = (3, 5, 7)
@@ -60,10 +57,11 @@ def slot_layout() -> list[tuple[int, bool]]:
     return [(s, j == 0) for s, n in enumerate(STAGE_CELLS) for j in range(n)]
 
 
-class ProxylessSpace(ChainSpace):
+class ProxylessSpace(MobileBlocksMixin, ChainSpace):
     """ProxylessNAS: MobileNetV2 backbone, MBConv k{3,5,7} x e{3,6} or skip per layer (Cai et al., ICLR 2019)."""
 
     version = "1"
+    act = ACT
     image_size = IMAGE_SIZE
 
     def __init__(self, widths: ProxylessWidths = SEARCHED, dropout: float = 0.0):
@@ -96,14 +94,6 @@ class ProxylessSpace(ChainSpace):
                  mbconv_key(f, w.stem, w.first, w.stem, 3, 1, False, ratio=1)],
                 [BlockKey("Conv_1", (last, last, w.stages[-1]), (last, last, w.head)),
                  BlockKey("Logits", (last, last, w.head), (N_CLASSES,))])
-
-    def build_block(self, key: BlockKey):
-        return build_mobile_block(key, ACT, self.dropout)
-
-    @cached_property
-    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        costs = np.array([block_macs_params(k) for k in self.block_keys()], dtype=np.float64)
-        return costs[:, 0], costs[:, 1]
 
     # ---- the released nets (ProxylessNAS .config layer lists) -----------------------------
     def from_net_config(self, net_config: dict, image_size: int | None = None) -> Arch:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..blocks import BlockKey
 from ..chain import ChainSpace, Slot
-from ..mobile_blocks import block_macs_params, build_mobile_block, down, mbconv_key
+from ..mobile_blocks import MobileBlocksMixin, down, mbconv_key
 from ..registry import register_space
 
 OPTIONS = {"k3e3": (3, 3), "k3e6": (3, 6), "k5e3": (5, 3), "k5e6": (5, 6)}
@@ -57,10 +57,11 @@ def layer_plan(image_size: int = IMAGE_SIZE) -> list[tuple[int, int, int, int, b
     return plan
 
 
-class SinglePathSpace(ChainSpace):
+class SinglePathSpace(MobileBlocksMixin, ChainSpace):
     """Single-Path NAS: 22 MBConv layers, each k3e3 / k3e6 / k5e3 / k5e6 / skip (Stamoulis et al., 2019)."""
 
     version = "1"
+    act = ACT
     image_size = IMAGE_SIZE
     layer_options = LAYER_OPTIONS
 
@@ -89,14 +90,6 @@ class SinglePathSpace(ChainSpace):
         return ([BlockKey("Conv", (r, r, 3), (f, f, STEM), (("hs", 0),))],
                 [BlockKey("Conv_1", (last, last, 320), (last, last, HEAD), (("hs", 0),)),
                  BlockKey("Logits", (last, last, HEAD), (N_CLASSES,))])
-
-    def build_block(self, key: BlockKey):
-        return build_mobile_block(key, ACT, self.dropout)
-
-    @cached_property
-    def _block_costs(self) -> tuple[np.ndarray, np.ndarray]:
-        costs = np.array([block_macs_params(k) for k in self.block_keys()], dtype=np.float64)
-        return costs[:, 0], costs[:, 1]
 
     # ---- per-layer pricing (Single-Path NAS's runtime model) ------------------------------
     @cached_property
