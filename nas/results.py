@@ -22,6 +22,8 @@ class ArchScore(BaseModel):
     macs: float
     params: float
     score: float
+    measured_latency_ms: dict[str, float] = Field(default_factory=dict,
+                                                  description="whole-network measurement here (--verify)")
 
 
 class TargetInfo(BaseModel):
@@ -52,6 +54,7 @@ class SearchResult(BaseModel):
     pareto: list[ArchScore]
     history: list[dict[str, float]]
     notes: list[str] = []
+    verified_devices: list[str] = []
     versions: dict[str, str]
     wall_time_s: float
     created: str

@@ -289,7 +289,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
            budget: int = DEFAULT_BUDGET, seed: int = 0, reward: str = "hard", w: float = -0.07,
            latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
-           callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True) -> SearchResult:
+           callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True,
+           verify: bool = False) -> SearchResult:
     """Find the most accurate arch of ``space`` that meets ``latency_ms`` on ``target``.
 
     ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target`` and
@@ -297,6 +298,7 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``). ``budget`` counts
     accuracy evaluations. With ``out``, the run folder gets result.json, a PNG and checkpoints;
     ``resume=True`` continues a killed run there with the same result as an uninterrupted one.
+    ``verify=True`` measures the top-k whole on targets measured on this host and re-ranks them.
     """
     t0 = time.perf_counter()
     sp = get_space(space)
@@ -347,6 +349,10 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     archive, history, n_eval = run_search(search_space, objective, strat, int(budget), int(seed), int(top_k),
                                           run_dir, resume, cbs, fingerprint)
     result = _result(sp, objective, strat, est, config, archive, history, n_eval, time.perf_counter() - t0)
+    if verify:
+        from .verify import verify_result
+
+        result = verify_result(result, progress=progress)
     if run_dir is not None:
         result.write(run_dir / "result.json")
         if result.best is not None:  # ready for nas predict / nas export

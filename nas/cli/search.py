@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +37,8 @@ def register(sub):
     p.add_argument("--out", help="run folder (default runs/search-SPACE-TARGET-LATENCY-seedN)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search from its run folder")
     p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder")
+    p.add_argument("--verify", action="store_true",
+                   help="measure the top-k whole on this host (targets profiled here) and re-rank by it")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print result.json instead of the table")
@@ -91,7 +92,8 @@ def run(args) -> int:
                       reward=args.reward, w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
                       accuracy=args.accuracy, budget=DEFAULT_BUDGET if args.budget is None else args.budget, seed=args.seed,
                       top_k=args.top_k, out=out)
-    result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot)
+    result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot,
+                    verify=args.verify)
     run_dir = Path(kwargs["out"])
     exported = None
     if args.export and result.best is not None:
@@ -126,11 +128,13 @@ def format_result(result, run_dir: Path, exported: str | None = None) -> str:
     if result.best is None:
         lines.append("no architecture met the constraints")
         return "\n".join(lines)
+    measured = list(result.verified_devices)
     head = f"{'rank':>4}  {'top-1 %':>7}  " + "  ".join(f"{d + ' ms':>12}" for d in devs) + \
-        f"  {'MACs M':>8}  {'params M':>8}"
+        "".join(f"  {d + ' measured':>16}" for d in measured) + f"  {'MACs M':>8}  {'params M':>8}"
     lines += ["", head]
     for i, s in enumerate(result.top_k, 1):
         lines.append(f"{i:>4}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
+                     + "".join(f"  {s.measured_latency_ms[d]:>16.2f}" for d in measured)
                      + f"  {s.macs / 1e6:>8.1f}  {s.params / 1e6:>8.2f}")
     lines += ["", "best arch:", to_json(result.best.arch)]
     for n in result.notes:
