@@ -23,7 +23,7 @@ from .runtime import RuntimeSettings, make_backend, settings_of_runtime
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct
 
 DEFAULT_NET_PLAN = RoundPlan(rounds=5, reps=10, warmup=2)
-NET_CHUNK = 25
+NET_CHUNK = 50  # sessions kept at once (~40 MB each): rounds then span more of the run
 
 
 def profile_settings(profile: DeviceProfile) -> RuntimeSettings:

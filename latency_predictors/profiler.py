@@ -176,7 +176,11 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     table = prof.tables.get(sp.name) or SpaceTable()
     done = {str(k) for k in keys if str(k) in table.entries
             or len(blocks.get(str(k), {}).get("rounds", [])) >= plan.rounds}
+    # Chunks drawn at random, not in resolution order: a slow spell of the machine that outlasts one
+    # chunk's rounds then inflates blocks scattered over every resolution (errors that average out in
+    # a network's sum) instead of biasing the networks of a few resolutions.
     pending = [k for k in keys if str(k) not in done]
+    pending = [pending[i] for i in np.random.default_rng([seed, 1]).permutation(len(pending))]
     n_built = 0
     bar = Progress(len(pending) * (plan.rounds + 1), f"profile {prof.name}/{sp.name}", enabled=progress)
     rng = np.random.default_rng(seed)
