@@ -327,3 +327,30 @@ class MobileChainMixin(MobileBlocksMixin):
 
     def resolution(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.resolutions)[np.asarray(X)[:, -1]]
+
+
+class BlockIndex:
+    """Numbers distinct BlockKeys as a space's tables meet them, and which ids one pass used.
+
+    ``index(key)`` gives the key's id (new keys are appended to ``keys``); ``used`` collects the
+    ids met since the last ``start_pass()`` (per resolution, equal blocks recur).
+    """
+
+    def __init__(self):
+        self.keys: list[BlockKey] = []
+        self._ids: dict[BlockKey, int] = {}
+        self.used: set[int] = set()
+
+    def __call__(self, key: BlockKey) -> int:
+        i = self._ids.get(key)
+        if i is None:
+            i = self._ids[key] = len(self.keys)
+            self.keys.append(key)
+        self.used.add(i)
+        return i
+
+    def start_pass(self) -> None:
+        self.used.clear()
+
+    def pass_ids(self) -> np.ndarray:
+        return np.array(sorted(self.used))

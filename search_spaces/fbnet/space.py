@@ -27,7 +27,7 @@ from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..chain import ChainNet
 from ..layers import ConvBNAct
-from ..mobile_blocks import MixedOp, MobileChainMixin, down, head_keys, stem_key
+from ..mobile_blocks import BlockIndex, MixedOp, MobileChainMixin, down, head_keys, stem_key
 from ..registry import register_space
 from .published import PUBLISHED_ARCHS
 
@@ -131,16 +131,7 @@ class FBNetSpace(MobileChainMixin, SearchSpace):
 
     @cached_property
     def _tables(self):
-        keys: list[BlockKey] = []
-        index: dict[BlockKey, int] = {}
-        used: set[int] = set()  # ids met at the current resolution (equal layers of a stage recur)
-
-        def idx(key: BlockKey) -> int:
-            if key not in index:
-                index[key] = len(keys)
-                keys.append(key)
-            used.add(index[key])
-            return index[key]
+        idx = BlockIndex()  # equal layers of a stage recur within a resolution
 
         R = len(RESOLUTIONS)
         stem = np.empty(R, dtype=np.int64)
@@ -148,7 +139,7 @@ class FBNetSpace(MobileChainMixin, SearchSpace):
         head = np.empty((R, len(HEADS), 3), dtype=np.int64)
         per_res = []
         for ri, r in enumerate(RESOLUTIONS):
-            used.clear()
+            idx.start_pass()
             size = down(r, 2)
             stem[ri] = idx(stem_key(r, STEM))
             for i, choices in enumerate(self.layer_candidates):
@@ -160,12 +151,12 @@ class FBNetSpace(MobileChainMixin, SearchSpace):
             cin = self.layout[-1][1]
             for hi, h in enumerate(HEADS):
                 head[ri, hi] = [idx(k) for k in head_keys(size, cin, h, N_CLASSES)]
-            per_res.append(np.array(sorted(used)))
+            per_res.append(idx.pass_ids())
         # Dims index into each layer's own choices; map them onto CANDIDATES' columns.
         cand_col = np.full((N_LAYERS, len(CANDIDATES)), -1, dtype=np.int64)
         for i, choices in enumerate(self.layer_candidates):
             cand_col[i, :len(choices)] = [CANDIDATES.index(c) for c in choices]
-        return keys, stem, layer, head, per_res, cand_col
+        return idx.keys, stem, layer, head, per_res, cand_col
 
     def block_matrix(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)

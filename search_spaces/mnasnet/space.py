@@ -31,7 +31,7 @@ from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..layers import make_divisible
-from ..mobile_blocks import MobileChainMixin, down, head_keys, stem_key
+from ..mobile_blocks import BlockIndex, MobileChainMixin, down, head_keys, stem_key
 from ..registry import register_space
 from .published import PUBLISHED_ARCHS
 
@@ -236,17 +236,8 @@ class MnasNetSpace(MobileChainMixin, SearchSpace):
     # ---- blocks and costs -----------------------------------------------------------------
     @cached_property
     def _tables(self):
-        keys: list[BlockKey] = []
-        index: dict[BlockKey, int] = {}
+        idx = BlockIndex()  # the head's pool and logits recur within a resolution
         per_res: list[np.ndarray] = []
-        used: set[int] = set()  # ids met at the current resolution (the head's pool and logits recur)
-
-        def idx(key: BlockKey) -> int:
-            if key not in index:
-                index[key] = len(keys)
-                keys.append(key)
-            used.add(index[key])
-            return index[key]
 
         R = len(RESOLUTIONS)
         stem = np.empty(R, dtype=np.int64)
@@ -258,7 +249,7 @@ class MnasNetSpace(MobileChainMixin, SearchSpace):
         choice_grid = list(itertools.product(enumerate(OPS), enumerate(KERNELS), enumerate(SE_RATIOS),
                                              enumerate(SKIPS)))
         for ri, r in enumerate(RESOLUTIONS):
-            used.clear()
+            idx.start_pass()
             size = down(r, 2)
             stem[ri] = idx(stem_key(r, STEM))
             for b in range(N_BLOCKS):
@@ -274,8 +265,8 @@ class MnasNetSpace(MobileChainMixin, SearchSpace):
                 size = down(size, s)
             for hi, cin in enumerate(self.head_cin_choices):
                 head[ri, hi] = [idx(k) for k in head_keys(size, cin, HEAD, N_CLASSES)]
-            per_res.append(np.array(sorted(used)))
-        return keys, stem, first, rep, head, per_res
+            per_res.append(idx.pass_ids())
+        return idx.keys, stem, first, rep, head, per_res
 
     @cached_property
     def n_slots(self) -> int:
