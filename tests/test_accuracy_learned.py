@@ -129,12 +129,9 @@ def test_loading_a_wrong_or_corrupt_file_is_a_user_error(ofa, pairs, tmp_path):
 
 
 def test_learns_the_once_for_all_predictor_from_its_outputs(ofa, shared_data):
-    try:
-        from nas.accuracy.ofa_predictor import OFAAccuracyPredictor
+    from nas.accuracy.ofa_predictor import OFAAccuracyPredictor
 
-        teacher = OFAAccuracyPredictor(ofa, shared_data / "ofa" / "acc_predictor.pth")
-    except Exception as e:  # noqa: BLE001 - the teacher is another module's work
-        pytest.skip(f"OFA predictor not available: {e}")
+    teacher = OFAAccuracyPredictor(ofa, shared_data / "ofa" / "acc_predictor.pth")
     X = ofa.sample_encoded(np.random.default_rng(5), 1000)
     y = teacher.predict(X)
     model = LearnedPredictor(ofa, seed=0).fit(X[:800], y[:800])
