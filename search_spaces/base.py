@@ -53,6 +53,16 @@ def describe_allowed(values: Sequence) -> str:
     return ", ".join(map(str, vals))
 
 
+def require_list(arch: Arch, field: str, n: int, what: str, allowed: str) -> list:
+    """``arch[field]`` when it is a list of n items; else InvalidArchError naming the field."""
+    value = arch.get(field)
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        got = "missing" if value is None else (
+            f"{len(value)} values" if isinstance(value, (list, tuple)) else type(value).__name__)
+        raise InvalidArchError(f"{field}: expected a list of {n} {what}, got {got}; {allowed}")
+    return list(value)
+
+
 class SearchSpace(ABC):
     """A family of networks: its dims, how to sample and vary archs, price and build them.
 

@@ -23,7 +23,6 @@ $HWNAS_SHARED_DATA/ofa) it prints {"skipped": reason} and exits 0.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import (SEEDS, TARGETS_MS, emit, environment, hwnas_search,  # noqa: E402
+from search_vs_ofa import (SEEDS, TARGETS_MS, environment, finish, hwnas_search,  # noqa: E402
                           missing_data_reason, ofa_data_dir, setup_note10, skip, summarize, table_files)
 
 STRATEGIES = ("evolution", "rl", "random")
@@ -107,12 +106,7 @@ def main() -> None:
     for m in methods:
         result[f"{m}_beats_random_at_all_targets"] = all(r[m]["beats_random"] for r in rows)
     result["details"] = details
-    try:
-        env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    result["environment"] = env
-    emit(result, args.out)
+    finish(result, env, args.out)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,16 @@ def emit(obj: dict, out: str | None) -> None:
     print(to_json(obj))
 
 
+def finish(result: dict, env: dict, out: str | None) -> None:
+    """Record the load at the end next to the environment, then emit the result."""
+    try:
+        env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    result["environment"] = env
+    emit(result, out)
+
+
 def skip(bench: str, reason: str, out: str | None) -> None:
     print(f"{bench}: skipped: {reason}", file=sys.stderr)
     emit({"bench": bench, "skipped": reason}, out)
@@ -327,12 +337,7 @@ def main() -> None:
                                "met": bool(h["median_top1"] >= GOAL_25MS["median_top1_at_least"]
                                            and h["max_wall_s"] <= GOAL_25MS["each_search_s_at_most"])}
     result["details"] = details
-    try:
-        env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    result["environment"] = env
-    emit(result, args.out)
+    finish(result, env, args.out)
 
 
 if __name__ == "__main__":

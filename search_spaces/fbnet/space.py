@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from ..base import Arch, Dim, SearchSpace
+from ..base import Arch, Dim, SearchSpace, require_list
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..chain import ChainNet
@@ -80,12 +80,7 @@ class FBNetSpace(MobileChainMixin, SearchSpace):
         unknown = set(arch) - {"layers", "head", "r"}
         if unknown:
             raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: layers, head, r")
-        layers = arch.get("layers")
-        if not isinstance(layers, (list, tuple)) or len(layers) != N_LAYERS:
-            got = "missing" if layers is None else (
-                f"{len(layers)} values" if isinstance(layers, (list, tuple)) else type(layers).__name__)
-            raise InvalidArchError(f"layers: expected a list of {N_LAYERS} candidate names, got {got}; "
-                                   f"allowed: {', '.join(CANDIDATES)}")
+        layers = require_list(arch, "layers", N_LAYERS, "candidate names", f"allowed: {', '.join(CANDIDATES)}")
         if "r" not in arch:
             raise InvalidArchError(f"r: missing; allowed: {', '.join(map(str, RESOLUTIONS))}")
         r = arch["r"]

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..base import Arch, Dim, SearchSpace
+from ..base import Arch, Dim, SearchSpace, require_list
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..layers import make_divisible
@@ -122,12 +122,8 @@ class MnasNetSpace(MobileChainMixin, SearchSpace):
         unknown = set(arch) - {"blocks", "r"}
         if unknown:
             raise InvalidArchError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: blocks, r")
-        blocks = arch.get("blocks")
-        if not isinstance(blocks, (list, tuple)) or len(blocks) != N_BLOCKS:
-            got = "missing" if blocks is None else (
-                f"{len(blocks)} values" if isinstance(blocks, (list, tuple)) else type(blocks).__name__)
-            raise InvalidArchError(f"blocks: expected a list of {N_BLOCKS} block objects, got {got}; "
-                                   f"allowed fields per block: {', '.join(FIELDS)}")
+        blocks = require_list(arch, "blocks", N_BLOCKS, "block objects",
+                              f"allowed fields per block: {', '.join(FIELDS)}")
         values = []
         for b, blk in enumerate(blocks):
             values += self._block_values(b, blk)
