@@ -14,16 +14,16 @@ Three formats, each read into block keys (``search_spaces.blocks.BlockKey``) and
 from __future__ import annotations
 
 import csv
-import json
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_json_file, read_text_file, read_yaml_file
 
 from .operators import network_blocks, scale_config
 
@@ -106,10 +106,7 @@ def read_arch_configs(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"arch-configs file {str(p)!r} does not exist")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"arch-configs file {str(p)!r} is not valid JSON ({e})") from None
+    data = read_json_file(p, "arch-configs file")
     if not isinstance(data, dict):
         raise UserError(f"arch-configs file {str(p)!r} must map arch names to block lists")
     return {k: v for k, v in data.items() if not k.startswith("_")}
@@ -132,18 +129,21 @@ def load_whole_networks(csv_path: str | Path, arch_configs_path: str | Path) -> 
         raise UserError(f"whole-network CSV {str(p)!r} does not exist")
     configs = read_arch_configs(arch_configs_path)
     names = family_names(configs)
-    with p.open(newline="") as f:
-        reader = csv.DictReader(f)
+    text = read_text_file(p, "whole-network CSV")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = [c for c in WHOLE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise UserError(f"whole-network CSV {str(p)!r} lacks column(s) {', '.join(missing)}")
         rows = list(reader)
+    except csv.Error as e:
+        raise UserError(f"whole-network CSV {str(p)!r} is not a readable CSV ({e})") from None
     out = []
     for i, row in enumerate(rows, start=2):
-        arch = row["arch"].strip()
+        arch = (row["arch"] or "").strip()
         try:
             res, ms = int(row["resolution"]), float(row["latency_ms"])
-        except ValueError:
+        except (TypeError, ValueError):
             raise UserError(f"{p.name} line {i}: resolution and latency_ms must be numbers") from None
         if ms <= 0:
             raise UserError(f"{p.name} line {i}: latency_ms must be positive")
@@ -170,10 +170,7 @@ def _proxyless_key(key: BlockKey) -> BlockKey:
 
 def load_yaml_table(path: str | Path, name: str | None = None) -> BlockTable:
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"block table {str(p)!r} is not valid YAML ({e})") from None
+    data = read_yaml_file(p, "block table")
     if not isinstance(data, dict) or not data:
         raise UserError(f"block table {str(p)!r} must map block keys to {{mean: ms}}")
     proxyless = not any("-se:" in str(k) for k in data)
@@ -218,10 +215,7 @@ def single_path_layer_keys(resolution: int = 224) -> list[list[BlockKey]]:
 
 def load_single_path_table(path: str | Path, name: str | None = None) -> BlockTable:
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"runtime model {str(p)!r} is not valid JSON ({e})") from None
+    data = read_json_file(p, "runtime model")
     layers = single_path_layer_keys()
     if not isinstance(data, dict) or len(data) != len(layers):
         raise UserError(f"runtime model {str(p)!r} must hold {len(layers)} layers of 4 options")

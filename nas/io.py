@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.errors import UserError
-from search_spaces.fileio import atomic_write_bytes
+from search_spaces.fileio import (atomic_write_bytes, parse_json_text, parse_yaml_text,  # noqa: F401 - shared
+                                  read_json_file, read_text_file, read_yaml_file)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -40,14 +41,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Parsed JSON, or a UserError naming the file and the problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{what} {str(p)!r} does not exist or is not a file")
-    try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} {str(p)!r} is not valid JSON ({e})") from None
+    """Parsed JSON, or a UserError naming the file and the problem (missing, binary, bad syntax, too deep)."""
+    return read_json_file(path, what)
+
+
+def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parsed YAML (safe loader), or a UserError naming the file and the problem."""
+    return read_yaml_file(path, what)
 
 
 def read_archs(path: str | os.PathLike) -> list[dict]:

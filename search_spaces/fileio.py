@@ -45,3 +45,70 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- reading user files -----------------------------------------------------------------------
+# Every reader below turns what can go wrong with a file a user hands us (missing, a folder,
+# unreadable, binary garbage, syntax errors, nesting deep enough to overflow the parser) into one
+# UserError line naming the file, so no command shows a traceback for a bad file.
+MAX_READ_BYTES = 256 * 1024 * 1024  # larger "JSON/YAML" is not a config file: refuse before reading
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file") -> str:
+    """The file's text (UTF-8), or a UserError saying why it cannot be read."""
+    from .errors import UserError
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} {str(p)!r} does not exist")
+    if not p.is_file():
+        raise UserError(f"{what} {str(p)!r} is not a file")
+    try:
+        if p.stat().st_size > MAX_READ_BYTES:
+            raise UserError(f"{what} {str(p)!r} is larger than {MAX_READ_BYTES >> 20} MiB; not a config file")
+        data = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"{what} {str(p)!r} cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {str(p)!r} is not UTF-8 text (byte {e.start}); is it a binary file?") from None
+
+
+def parse_json_text(text: str, where: str) -> object:
+    """Parsed JSON, or a UserError naming ``where`` (syntax errors, absurd nesting)."""
+    import json
+
+    from .errors import UserError
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise UserError(f"{where} is nested too deeply to be an hwnas file") from None
+
+
+def parse_yaml_text(text: str, where: str, loader=None) -> object:
+    """Parsed YAML (safe loader unless a stricter subclass is given), or a UserError naming ``where``."""
+    import yaml
+
+    from .errors import UserError
+
+    try:
+        return yaml.load(text, Loader=loader or yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{where} is not valid YAML ({first})") from None
+    except RecursionError:
+        raise UserError(f"{where} is nested too deeply to be an hwnas file") from None
+
+
+def read_json_file(path: str | os.PathLike, what: str = "file") -> object:
+    """Parsed JSON from a user's file; every failure is one UserError line."""
+    return parse_json_text(read_text_file(path, what), f"{what} {str(path)!r}")
+
+
+def read_yaml_file(path: str | os.PathLike, what: str = "file", loader=None) -> object:
+    """Parsed YAML from a user's file; every failure is one UserError line."""
+    return parse_yaml_text(read_text_file(path, what), f"{what} {str(path)!r}", loader)

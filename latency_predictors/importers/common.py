@@ -10,6 +10,7 @@ import yaml
 
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_yaml_file
 
 from ..profile import Runtime, SourceFile, SpaceTable
 
@@ -35,10 +36,7 @@ def source_file(path: Path) -> SourceFile:
 def read_yaml_mapping(path: Path, what: str) -> dict:
     if not path.is_file():
         raise UserError(f"{what} {str(path)!r} does not exist or is not a file")
-    try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} {str(path)!r} is not valid YAML ({type(e).__name__})") from None
+    data = read_yaml_file(path, what, loader=_Loader)
     if not isinstance(data, dict) or not data:
         raise UserError(f"{what} {str(path)!r} must be a non-empty YAML mapping of block key -> stats")
     return data

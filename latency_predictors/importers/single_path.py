@@ -8,10 +8,10 @@ Stem and head are not in the file: the paper adds them as a constant (a calibrat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_json_file
 
 from ..profile import LayerTable, Runtime, SpaceTable
 from .common import ImportedTables, source_file
@@ -29,10 +29,7 @@ def read_single_path_runtime(paths: list[Path]) -> ImportedTables:
     path = paths[0]
     if not path.is_file():
         raise UserError(f"Single-Path NAS runtime model {str(path)!r} does not exist or is not a file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{str(path)!r} is not valid JSON ({e})") from None
+    data = read_json_file(path, "Single-Path NAS runtime model")
     expected_layers = {str(i) for i in range(N_LAYERS)}
     if not isinstance(data, dict) or set(data) != expected_layers:
         raise UserError(f"{str(path)!r} must map the {N_LAYERS} layers '0'..'{N_LAYERS - 1}' to their options")

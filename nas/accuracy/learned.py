@@ -197,11 +197,9 @@ class LearnedPredictor:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"predictor file {str(p)!r} does not exist or is not a file")
-        try:
-            d = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"predictor file {str(p)!r} is not a saved hwnas predictor "
-                            f"(not readable JSON: {e})") from None
+        from nas.io import read_json
+
+        d = read_json(p, "predictor file")
         obj = cls.from_dict(d, space, where=str(p))
         obj.path = str(p)
         return obj
@@ -271,15 +269,11 @@ def read_training_data(path: str | Path) -> tuple[list[dict], np.ndarray, str]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"data file {str(p)!r} does not exist or is not a file")
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"data file {str(p)!r} cannot be read ({e})") from None
+    from nas.io import parse_json_text, read_text_file
+
+    text = read_text_file(p, "data file")
     if p.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"data file {str(p)!r} is not valid JSON ({e})") from None
+        data = parse_json_text(text, f"data file {str(p)!r}")
         if isinstance(data, dict) and isinstance(data.get("records"), list):
             data = data["records"]
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -299,10 +293,7 @@ def read_training_data(path: str | Path) -> tuple[list[dict], np.ndarray, str]:
     for i, r in enumerate(records, start=1):
         arch, value = r.get("arch"), r.get(col)
         if isinstance(arch, str):
-            try:
-                arch = json.loads(arch)
-            except json.JSONDecodeError as e:
-                raise UserError(f"data file {str(p)!r}, row {i}: arch is not valid JSON ({e})") from None
+            arch = parse_json_text(arch, f"data file {str(p)!r}, row {i}: arch")
         if not isinstance(arch, dict):
             raise UserError(f"data file {str(p)!r}, row {i}: arch must be a JSON object")
         try:

@@ -28,11 +28,26 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_command(sub, name: str, help: str, example: str, func):
-    """A subcommand parser whose --help ends with a usage example."""
-    p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+    """A subcommand parser whose --help ends with a usage example.
+
+    argparse %-formats the one-line help of each command (for ``nas --help``), so a literal ``%``
+    in the summary is escaped here; descriptions and epilogs are printed as written.
+    """
+    p = sub.add_parser(name, help=help.replace("%", "%%"), description=help, epilog=f"example:\n  {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=func)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwnas")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from nas import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nas", description="hwnas: hardware-aware neural architecture search.",
         epilog="example:\n  nas search --space ofa --target pixel --latency 80ms",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hwnas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in COMMANDS:
@@ -54,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -64,9 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the CLI's last resort: one line, not a traceback
         if os.environ.get("NAS_DEBUG"):
             raise
-        print(f"{prog}: internal error: {type(e).__name__}: {e} (NAS_DEBUG=1 shows the traceback)",
+        if isinstance(e, OSError) and e.filename:
+            # A path the user named cannot be read or written (read-only filesystem, a file where
+            # a folder should be, permissions, a full disk): their environment, not our bug.
+            print(f"{prog}: error: cannot use {str(e.filename)!r}: {e.strerror or type(e).__name__}",
+                  file=sys.stderr)
+            return 2
+        print(f"{prog}: internal error: {type(e).__name__}: {_one_line(str(e))} (NAS_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 1
+
+
+def _one_line(msg: str) -> str:
+    """An error message as one line: messages quoting a file's content may hold newlines."""
+    return " | ".join(part.strip() for part in msg.strip().splitlines() if part.strip())
 
 
 def print_json(obj) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from search_spaces.errors import UserError
@@ -179,13 +178,10 @@ def _describe(loc: tuple) -> str:
 def load_sweep(path_or_dict) -> SweepConfig:
     """A validated SweepConfig from a YAML file or a dict; every error is one UserError line."""
     if isinstance(path_or_dict, (str, Path)):
+        from ..io import read_yaml
+
         p = Path(path_or_dict)
-        if not p.is_file():
-            raise UserError(f"sweep file {str(p)!r} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise UserError(f"sweep file {str(p)!r} is not valid YAML ({str(e).splitlines()[0]})") from None
+        data = read_yaml(p, "sweep file")
         where = p.name
     else:
         data, where = path_or_dict, "sweep"
