@@ -25,6 +25,7 @@ from search_spaces.errors import UserError
 from .accuracy import describe, get_estimator
 from .io import atomic_write_bytes, atomic_write_json, read_json
 from .objective import Objective, Target
+from .run_folder import holds_run_folder
 from .results import ArchScore, SearchResult, TargetInfo, versions
 from .strategies import Strategy, get_strategy
 
@@ -144,18 +145,25 @@ class Progress:
         self.t0 = time.perf_counter()
         self.last = 0.0
         self.tty = stream.isatty()
+        self.first = None  # (time, n_evaluated) at the first report: the rate is measured from there
 
     def __call__(self, info: dict):
         now = time.perf_counter()
-        done = info["n_evaluated"] >= self.budget
+        n = info["n_evaluated"]
+        done = n >= self.budget
+        if self.first is None:
+            # start-up (imports, tables, the first population) and what a resumed run had already
+            # done say nothing about the rate: the ETA counts from the first generation on
+            self.first = (now, n)
         if now - self.last < 1.0 and not done:
             return
         self.last = now
         el = now - self.t0
-        eta = el / max(info["n_evaluated"], 1) * (self.budget - info["n_evaluated"])
-        line = (f"gen {info['generation']:>4}  evaluated {info['n_evaluated']:>7}/{self.budget}  "
+        t1, n1 = self.first
+        eta = f"{(now - t1) / (n - n1) * (self.budget - n):.1f}s" if n > n1 else "--"
+        line = (f"gen {info['generation']:>4}  evaluated {n:>7}/{self.budget}  "
                 f"best top-1 {100 * info['best_top1']:.2f}%  latency {info['best_latency_ms']:.2f} ms  "
-                f"elapsed {el:.1f}s  eta {eta:.1f}s")
+                f"elapsed {el:.1f}s  eta {eta}")
         self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
         self.stream.flush()
 
@@ -285,6 +293,7 @@ def priced_subspace(space: SearchSpace, objective: Objective, rng: np.random.Gen
     return space.narrowed(keep), lowest
 
 
+@holds_run_folder  # out=: refuses earlier results, locks the folder while this call writes
 def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", accuracy="published",
            budget: int = DEFAULT_BUDGET, seed: int = 0, reward: str = "hard", w: float = -0.07,
            latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,

@@ -8,6 +8,19 @@ from pathlib import Path
 from . import add_command, print_json
 
 
+# Flags that define a search: a resumed run takes them from its run folder (config.json), so
+# giving one with --resume is refused instead of silently ignored. The rest (output and
+# reporting) apply to the resumed run as given.
+RUN_DEFINING = ["space", "target", "latency", "latency_margin", "reward", "w", "strategy", "param", "accuracy",
+                "budget", "seed", "top_k", "out"]
+
+
+def _strategies() -> str:
+    from nas.strategies import list_strategies
+
+    return ", ".join(list_strategies())
+
+
 def register(sub):
     p = add_command(
         sub, "search",
@@ -16,7 +29,8 @@ def register(sub):
         "nas search --space ofa --target pixel --latency 80ms\n"
         "  nas search --space ofa --target pixel --latency 80ms --target x86 --latency 20ms --budget 50000\n"
         "  nas search --space-module experiments/custom_space.py:TinyChain --target pixel --latency 20ms\n"
-        "  nas search --resume runs/search-ofa-pixel-80ms-seed0", run)
+        "  nas search --space ofa --target pixel --latency 80ms --out runs/pixel80\n"
+        "  nas search --resume runs/pixel80      (after a kill: continues to the uninterrupted result)", run)
     p.add_argument("--space", default="ofa", help="search space (see nas spaces; default ofa)")
     p.add_argument("--space-module", metavar="PATH.py:CLASS",
                    help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
@@ -26,22 +40,29 @@ def register(sub):
                    help="fraction of each budget kept free, e.g. 0.05 for a modelled profile (default 0)")
     p.add_argument("--reward", default="hard", help="hard (default), mnas (soft ACC*(LAT/T)^w) or mnas-hard")
     p.add_argument("--w", type=float, default=-0.07, help="exponent of the soft mnas reward (default -0.07)")
-    p.add_argument("--strategy", default="evolution", help="evolution (default) or random")
+    p.add_argument("--strategy", default="evolution",
+                   help=f"search strategy: {_strategies()} (default evolution; see docs/search.md)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
     p.add_argument("--accuracy", default="published",
                    help="published (default prior), ofa-predictor:PATH or predictor:PATH")
     p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--out", help="run folder (default runs/search-SPACE-TARGET-LATENCY-seedN)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search from its run folder")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed; the same seed and settings give the same result (default 0)")
+    p.add_argument("--top-k", type=int, default=5, help="how many of the best archs to report (default 5)")
+    p.add_argument("--out", help="run folder, new or empty (default runs/search-SPACE-TARGET-LATENCY-seedN-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a killed search from its run folder; its settings come from there, so "
+                        "give none of --space, --target, --latency, --budget, --seed, ... (a user space "
+                        "file must be named again with --space-module, as it runs code)")
     p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder")
     p.add_argument("--verify", action="store_true",
                    help="measure the top-k whole on this host (targets profiled here) and re-rank by it")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print result.json instead of the table")
+    p.add_argument("--verbose", action="store_true", help="print each target's full latency provenance")
+    p.set_defaults(_parser_defaults={d: p.get_default(d) for d in RUN_DEFINING})
 
 
 def _params(pairs: list[str]) -> dict:
@@ -63,21 +84,35 @@ def _params(pairs: list[str]) -> dict:
 
 
 def run(args) -> int:
-    from nas.search import DEFAULT_BUDGET, load_config, search
+    from nas.run_folder import read_run_config
+    from nas.search import DEFAULT_BUDGET, search
     from search_spaces.errors import UserError
     from search_spaces.loader import load_space_module
 
+    if args.space_module and args.space != args._parser_defaults["space"]:
+        raise UserError("give either --space NAME or --space-module PATH.py:CLASS, not both")
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.json").is_file():
-            raise UserError(f"--resume {args.resume!r}: no config.json there; is it a search run folder?")
-        cfg = load_config(run_dir)
-        space = load_space_module(cfg["space_module"]) if cfg.get("space_module") else cfg["space"]
-        kwargs = dict(space=space, target=[t for t, _ in cfg["targets"]],
-                      latency_ms=[b for _, b in cfg["targets"]], latency_margin=cfg["margin"],
-                      reward=cfg["reward"], w=cfg["w"], strategy=cfg["strategy"],
-                      strategy_params=cfg["strategy_params"], accuracy=cfg["accuracy"], budget=cfg["budget"],
-                      seed=cfg["seed"], top_k=cfg["top_k"], out=run_dir, resume=True)
+        given = [d for d, default in args._parser_defaults.items() if getattr(args, d) != default]
+        if given:
+            flags = ", ".join("--" + d.replace("_", "-") for d in given)
+            raise UserError(f"--resume RUN_DIR takes the search settings from {str(run_dir / 'config.json')!r}; "
+                            f"drop {flags} (start a new search with another --out to change them)")
+        cfg = read_run_config(run_dir)
+        space = cfg.space
+        if cfg.space_module:
+            # importing a run folder's space file runs its code: only when the user names it again
+            if args.space_module != cfg.space_module:
+                raise UserError(f"this run searched the space in {cfg.space_module!r}; importing it runs its code, "
+                                f"so confirm with --space-module {cfg.space_module} (see docs/security.md)")
+            space = load_space_module(cfg.space_module)
+        elif args.space_module:
+            raise UserError(f"this run searched the registered space {cfg.space!r}; drop --space-module")
+        kwargs = dict(space=space, target=[t for t, _ in cfg.targets],
+                      latency_ms=[b for _, b in cfg.targets], latency_margin=cfg.margin,
+                      reward=cfg.reward, w=cfg.w, strategy=cfg.strategy,
+                      strategy_params=cfg.strategy_params, accuracy=cfg.accuracy, budget=cfg.budget,
+                      seed=cfg.seed, top_k=cfg.top_k, out=run_dir, resume=True)
     else:
         targets = args.target or ["pixel"]
         budgets = args.latency
@@ -104,15 +139,22 @@ def run(args) -> int:
     if args.json:
         print_json(result.model_dump())
         return 0
-    print(format_result(result, run_dir, exported))
+    print(format_result(result, run_dir, exported, verbose=args.verbose))
     return 0
 
 
-def format_result(result, run_dir: Path, exported: str | None = None) -> str:
+def short_source(source: str, width: int = 48) -> str:
+    """A latency source's label (kind and model/table name); the full provenance is in result.json."""
+    label = ": ".join(source.split(": ", 2)[:2])
+    return label if len(label) <= width else label[: width - 3] + "..."
+
+
+def format_result(result, run_dir: Path, exported: str | None = None, verbose: bool = False) -> str:
     """The human-readable summary: best arch, top-k table, sources and expected errors."""
     from nas.io import to_json
 
     devs = [t.device for t in result.targets]
+    soft = result.reward == "mnas"  # MnasNet's soft reward: the budget is a target, not a limit
     lines = [f"space {result.space} | strategy {result.strategy} | {result.n_evaluated} archs evaluated "
              f"in {result.wall_time_s:.1f} s | seed {result.seed}"]
     for t in result.targets:
@@ -123,17 +165,23 @@ def format_result(result, run_dir: Path, exported: str | None = None) -> str:
             if mape is not None:
                 err = f"; expected error MAPE {mape:.1f}%"
         margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
-        lines.append(f"target {t.device}: <= {t.budget_ms:g} ms{margin} [{t.latency_source}{err}]")
+        goal = (f"soft target T = {t.budget_ms:g} ms (reward top-1 x (latency/T)^{result.w:g})"
+                if soft else f"<= {t.budget_ms:g} ms{margin}")
+        lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}]")
+        if verbose:
+            lines.append(f"  latency source: {t.latency_source}")
     lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]")
     if result.best is None:
         lines.append("no architecture met the constraints")
         return "\n".join(lines)
     measured = list(result.verified_devices)
-    head = f"{'rank':>4}  {'top-1 %':>7}  " + "  ".join(f"{d + ' ms':>12}" for d in devs) + \
+    score_head = f"  {'reward':>7}" if result.reward != "hard" else ""
+    head = f"{'rank':>4}{score_head}  {'top-1 %':>7}  " + "  ".join(f"{d + ' ms':>12}" for d in devs) + \
         "".join(f"  {d + ' measured':>16}" for d in measured) + f"  {'MACs M':>8}  {'params M':>8}"
     lines += ["", head]
     for i, s in enumerate(result.top_k, 1):
-        lines.append(f"{i:>4}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
+        score = f"  {s.score:>7.4f}" if result.reward != "hard" else ""
+        lines.append(f"{i:>4}{score}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
                      + "".join(f"  {s.measured_latency_ms[d]:>16.2f}" for d in measured)
                      + f"  {s.macs / 1e6:>8.1f}  {s.params / 1e6:>8.2f}")
     lines += ["", "best arch:", to_json(result.best.arch)]
