@@ -33,7 +33,10 @@ def test_search_the_example_from_the_cli_and_resume(nas_cli, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["space"] == "tiny-chain" and result["best"]["latency_ms"]["pixel1"] <= 20.0
     assert json.loads((out / "config.json").read_text())["space_module"] == SPEC
+    # resuming imports the space file again, which runs its code: only when the user names it again
     code, _, err = nas_cli("search", "--resume", out, "--no-plot", "--quiet")
+    assert code == 2 and f"--space-module {SPEC}" in err and err.count("\n") == 1, err
+    code, _, err = nas_cli("search", "--resume", out, "--space-module", SPEC, "--no-plot", "--quiet")
     assert code == 0, err
     assert json.loads((out / "result.json").read_text())["best"] == result["best"]
 

@@ -84,11 +84,11 @@ def test_sixteen_trial_sweep_writes_summary_and_plot(tmp_path, note10, nas_cli):
                                                                                   "optuna-nsga2": {"population": 50}}},
                        grid={"target": ["pixel", note10], "latency_ms": [30, 60],
                              "strategy": ["evolution", "optuna-nsga2"], "seed": [0, 1]})
-    t0 = time.perf_counter()
+    # how long this takes is measured by experiments/bench/sweep_wall.py, not asserted here
     code, out, err = nas_cli("sweep", spec, "--out", tmp_path / "run", "--cpus", "2")
-    wall = time.perf_counter() - t0
     assert code == 0, err
-    assert wall <= 180, f"16 trials took {wall:.0f} s"
+    assert err.startswith("sweep sixteen: 16 trials")  # something is printed before the first trial ends
+    assert "[16/16]" in err
     rows = read_rows(tmp_path / "run")
     assert len(rows) == 16 and all(r["status"] == "TERMINATED" for r in rows)
     assert {r["target"] for r in rows} == {"pixel", "note10"}

@@ -109,9 +109,15 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"grid.{k} is an empty list; give at least one value")
         return v
 
-    def trials(self) -> list[dict]:
-        """One validated config dict per trial (grid x random samples), each with a short key."""
+    def trials(self, check: bool = False) -> list[dict]:
+        """One validated config dict per trial (grid x random samples), each with a short key.
+
+        ``check=True`` also builds each trial's objects (the kind's ``check``), as the driver does
+        before Ray starts.
+        """
         kind = get_trial_kind(self.kind)
+        check = check and kind.check is not None
+        cache: dict = {}
         accepted = sorted(kind.params.model_fields)
         for section in ("fixed", "grid"):
             for k in getattr(self, section):
@@ -144,6 +150,11 @@ class SweepConfig(BaseModel):
                 cfg = {**self.fixed, **dict(zip(axes, combo)), **{k: d.draw(rng) for k, d in dists.items()}}
                 where = ", ".join(f"{k}={cfg[k]!r}" for k in axes + list(dists))
                 params = kind.validate(cfg, where)
+                if check:
+                    try:
+                        kind.check(params, cache)
+                    except UserError as e:
+                        raise UserError(f"trial {where}: {e}") from None
                 i = len(out)
                 key = "-".join([f"{i:03d}"] + [_short(k, params[k]) for k in varying])
                 out.append({"kind": self.kind, "key": key, "params": params})
@@ -195,6 +206,6 @@ def load_sweep(path_or_dict) -> SweepConfig:
         if err["type"] == "extra_forbidden":
             raise UserError(f"{where}: unknown key {loc!r}; accepted: {_describe(err['loc'])}") from None
         raise UserError(f"{where}: {loc}: {_first_error(e)} (got {err.get('input')!r})") from None
-    cfg.trials()  # every trial's settings are checked before Ray starts
+    cfg.trials()  # every trial's settings are checked here; run_sweep also builds their objects
     return cfg
 

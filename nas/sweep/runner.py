@@ -26,10 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from search_spaces.errors import UserError
 
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_bytes, atomic_write_json, read_json
+from ..run_folder import claim_run_folder
 from .config import SweepConfig, load_sweep
+from .debris import (RAY_TEMP_PREFIX, SCRATCH_ENV, SESSION_ENV, mark_owner, reap_stale_ray_sessions,
+                     remove_write_debris, scratch_dir)
 from .trials import get_trial_kind
 
 CHECKPOINT_EVERY_S = 5.0
@@ -44,7 +49,7 @@ def tune_trainable(config: dict) -> None:
 
     trial = config["trial"]
     kind = get_trial_kind(trial["kind"])
-    work = Path(tempfile.mkdtemp(prefix=f"hwnas-{trial['key']}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"hwnas-{trial['key']}-", dir=scratch_dir()))
     try:
         starts = 0
         ckpt = tune.get_checkpoint()
@@ -92,7 +97,7 @@ def _collect_trial(run_dir: Path, key: str, checkpoint) -> Path | None:
     if checkpoint is None:
         return None
     dest = run_dir / "trials" / key
-    tmp = Path(tempfile.mkdtemp(prefix="hwnas-collect-"))
+    tmp = Path(tempfile.mkdtemp(prefix="hwnas-collect-", dir=scratch_dir()))
     try:
         checkpoint.to_directory(str(tmp))
         if not (tmp / "trial.json").is_file():
@@ -103,26 +108,25 @@ def _collect_trial(run_dir: Path, key: str, checkpoint) -> Path | None:
                 target = dest / f.name
                 if target.is_file() and target.read_bytes() == f.read_bytes():
                     continue  # keep the timestamps of what is already there
-                shutil.copyfile(f, target.with_suffix(target.suffix + ".tmp"))
-                os.replace(target.with_suffix(target.suffix + ".tmp"), target)
+                atomic_write_bytes(target, f.read_bytes())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
-def _make_callback(run_dir: Path, n_trials: int, quiet: bool):
+def _make_callback(run_dir: Path, keys: list[str], quiet: bool):
     from ray.tune import Callback
+
+    n_trials = len(keys)
 
     class Collector(Callback):
         """Copies each finished trial into the run folder and prints one line for it."""
 
-        def __init__(self):
-            self.finished = 0
-
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self.finished += 1
             key = trial.config["trial"]["key"]
             _collect_trial(run_dir, key, trial.checkpoint)
+            # counted from the run folder: a resumed sweep includes what finished before the kill
+            self.finished = sum(_finished(run_dir, k) for k in keys)
             r = trial.last_result or {}
             if not quiet:
                 top1 = r.get("best_top1")
@@ -133,8 +137,8 @@ def _make_callback(run_dir: Path, n_trials: int, quiet: bool):
                       file=sys.stderr, flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            if not quiet:
-                print(f"trial {trial.config['trial']['key']} failed: see {trial.local_path or trial.path}",
+            if not quiet:  # trial.path is in the run folder's storage; the local path is a temp folder
+                print(f"trial {trial.config['trial']['key']} failed: see {trial.path or trial.local_path}",
                       file=sys.stderr, flush=True)
 
     return Collector()
@@ -178,6 +182,11 @@ def _is_loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def _check_cpus(address: str | None, cpus) -> None:
+    if not address and (cpus is None or cpus < 1):
+        raise UserError(f"--cpus must be a positive integer, got {cpus}")
+
+
 class RayContext:
     """Connects to a cluster (``address``) or starts a local one with ``cpus`` CPUs; stops what it started."""
 
@@ -197,20 +206,30 @@ class RayContext:
 
         import ray
 
+        _check_cpus(self.address, self.cpus)
+        reap_stale_ray_sessions("/tmp")  # what a killed driver left: its Ray processes, temp and trial folders
         self._loopback(self.address is None or _is_loopback(self.address))
+        if not self.address:
+            # a private temp dir: this sweep never joins (or stops) anyone else's Ray; the trials'
+            # scratch folders live inside it, so removing it (here or after a kill) removes them
+            self.temp_dir = tempfile.mkdtemp(prefix=RAY_TEMP_PREFIX, dir="/tmp")
+            mark_owner(self.temp_dir)
+            os.makedirs(os.path.join(self.temp_dir, "scratch"))
+            os.environ[SESSION_ENV] = self.temp_dir
+            os.environ[SCRATCH_ENV] = os.path.join(self.temp_dir, "scratch")
         env = {k: v for k, v in os.environ.items() if k.startswith("HWNAS_")}
         common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                       runtime_env={"env_vars": env} if env else None)
-        if self.address:
-            addr = resolve_address(self.address)
-            ray.init(address=addr, **common)
-        else:
-            if self.cpus is None or self.cpus < 1:
-                raise UserError(f"--cpus must be a positive integer, got {self.cpus}")
-            # a private temp dir: this sweep never joins (or stops) anyone else's Ray
-            self.temp_dir = tempfile.mkdtemp(prefix="hwnas-ray-", dir="/tmp")
-            ray.init(address="local", num_cpus=int(self.cpus), _temp_dir=self.temp_dir,
-                     _node_ip_address="127.0.0.1", **common)
+        try:
+            if self.address:
+                addr = resolve_address(self.address)
+                ray.init(address=addr, **common)
+            else:
+                ray.init(address="local", num_cpus=int(self.cpus), _temp_dir=self.temp_dir,
+                         _node_ip_address="127.0.0.1", **common)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _loopback(self, on: bool):
@@ -233,6 +252,8 @@ class RayContext:
         else:
             os.environ[LOOPBACK_ENV] = env
         if self.temp_dir:
+            os.environ.pop(SESSION_ENV, None)
+            os.environ.pop(SCRATCH_ENV, None)
             shutil.rmtree(self.temp_dir, ignore_errors=True)
         return False
 
@@ -254,56 +275,90 @@ def run_sweep(sweep, out: str | Path | None = None, *, address: str | None = Non
     summary (rows, paths).
     """
     cfg = sweep if isinstance(sweep, SweepConfig) else load_sweep(sweep)
-    trials = cfg.trials()
+    _check_cpus(address, cpus)
+    trials = cfg.trials(check=True)  # each trial's objects are built here, before Ray starts
     from datetime import datetime
 
     if address:  # an unreachable cluster is an error before anything is written
         resolve_address(address)
     run_dir = Path(out) if out else Path("runs") / f"sweep-{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if (run_dir / "sweep.json").exists():
-        raise UserError(f"run folder {str(run_dir)!r} already holds a sweep; resume it with --resume {run_dir}")
-    run_dir = run_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(sweep, (str, Path)):
-        shutil.copyfile(sweep, run_dir / "sweep.yaml")
-    storage_path = storage or str(run_dir)
-    name = EXPERIMENT if storage is None else run_dir.name
-    exp_path = storage_path.rstrip("/") + "/" + name
-    atomic_write_json(run_dir / "sweep.json", {"config": cfg.model_dump(), "storage": storage_path, "name": name,
-                                               "experiment_path": exp_path, "trials": [t["key"] for t in trials]})
-    with RayContext(address, cpus):
-        from ray import tune
+    with claim_run_folder(run_dir, resume=False, what="sweep run folder", marker="sweep.json") as folder:
+        run_dir = folder.resolve()
+        if isinstance(sweep, (str, Path)):
+            atomic_write_bytes(run_dir / "sweep.yaml", Path(sweep).read_bytes())
+        storage_path = storage or str(run_dir)
+        name = EXPERIMENT if storage is None else run_dir.name
+        exp_path = storage_path.rstrip("/") + "/" + name
+        atomic_write_json(run_dir / "sweep.json", {"config": cfg.model_dump(), "storage": storage_path,
+                                                   "name": name, "experiment_path": exp_path,
+                                                   "trials": [t["key"] for t in trials]})
+        _say(quiet, f"sweep {cfg.name}: {len(trials)} trials, {_where(address, cpus)}; run folder {run_dir}")
+        with RayContext(address, cpus):
+            from ray import tune
 
-        tuner = tune.Tuner(
-            _trainable(cfg),
-            param_space={"trial": tune.grid_search(trials)},
-            tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage_path, verbose=0,
-                failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[_make_callback(run_dir, len(trials), quiet)]))
-        grid = tuner.fit()
-        return _finish(run_dir, cfg, grid, quiet)
+            tuner = tune.Tuner(
+                _trainable(cfg),
+                param_space={"trial": tune.grid_search(trials)},
+                tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage_path, verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[_make_callback(run_dir, [t["key"] for t in trials], quiet)]))
+            grid = tuner.fit()
+            return _finish(run_dir, cfg, grid, quiet)
 
 
 def resume_sweep(run_dir: str | Path, *, address: str | None = None, cpus: int = 2, quiet: bool = False) -> dict:
     """Finish a sweep whose driver stopped: finished trials are kept, unfinished ones resume."""
-    run_dir = Path(run_dir).resolve()
+    _check_cpus(address, cpus)
+    run_dir = Path(run_dir)
     if not (run_dir / "sweep.json").is_file():
         raise UserError(f"--resume {str(run_dir)!r}: no sweep.json there; is it a sweep run folder?")
-    meta = read_json(run_dir / "sweep.json", "sweep state")
-    cfg = SweepConfig.model_validate(meta["config"])
-    with RayContext(address, cpus):
-        from ray import tune
+    with claim_run_folder(run_dir, resume=True, what="sweep run folder", marker="sweep.json") as folder:
+        run_dir = folder.resolve()
+        remove_write_debris(run_dir)
+        meta = read_json(run_dir / "sweep.json", "sweep state")
+        try:
+            cfg = SweepConfig.model_validate(meta["config"])
+            exp_path = str(meta["experiment_path"])
+        except (ValidationError, KeyError, TypeError):
+            raise UserError(f"sweep state {str(run_dir / 'sweep.json')!r} is damaged or from another version; "
+                            "start the sweep again with another --out") from None
+        trials = cfg.trials(check=True)  # files a trial reads may have gone since the first start
+        keys = [t["key"] for t in trials]
+        done = [k for k in keys if _finished(run_dir, k)]
+        _say(quiet, f"sweep {cfg.name}: resuming, {len(done)} of {len(keys)} trials already done, "
+                    f"{_where(address, cpus)}; run folder {run_dir}")
+        with RayContext(address, cpus):
+            from ray import tune
 
-        if not tune.Tuner.can_restore(meta["experiment_path"]):
-            raise UserError(f"--resume: no Tune experiment at {meta['experiment_path']!r} to restore")
-        tuner = tune.Tuner.restore(meta["experiment_path"], trainable=_trainable(cfg), resume_unfinished=True,
-                                   resume_errored=True)
-        grid = tuner.fit()
-        return _finish(run_dir, cfg, grid, quiet)
+            if not tune.Tuner.can_restore(exp_path):
+                raise UserError(f"--resume: no Tune experiment at {exp_path!r} to restore")
+            # the restored run config brings back the first start's Collector, which counts
+            # finished trials from the run folder, so progress reads [k/N] over both starts
+            tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg), resume_unfinished=True,
+                                       resume_errored=True)
+            grid = tuner.fit()
+            return _finish(run_dir, cfg, grid, quiet)
+
+
+def _say(quiet: bool, line: str) -> None:
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _where(address: str | None, cpus: int) -> str:
+    return f"on the Ray cluster at {address}" if address else f"on a local Ray with {cpus} CPUs"
+
+
+def _finished(run_dir: Path, key: str) -> bool:
+    meta = run_dir / "trials" / key / "trial.json"
+    try:
+        return "summary" in json.loads(meta.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _finish(run_dir: Path, cfg: SweepConfig, grid, quiet: bool) -> dict:

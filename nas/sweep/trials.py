@@ -23,6 +23,10 @@ class TrialKind:
     params: type[BaseModel]
     run: Callable[[dict, Path, Callable[[dict], None]], dict]
     done_file: str = "result.json"
+    # Builds what a trial would build (files read, objects constructed) in the driver, before Ray
+    # starts, so a bad path or parameter is one line there rather than a traceback in a worker.
+    # Called once per trial with a cache shared across the sweep's trials.
+    check: Callable[[dict, dict], None] | None = None
 
     def validate(self, cfg: dict, where: str = "") -> dict:
         try:
@@ -42,9 +46,10 @@ class TrialKind:
 _KINDS: dict[str, TrialKind] = {}
 
 
-def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json"):
+def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json",
+                        check: Callable[[dict, dict], None] | None = None):
     def deco(fn):
-        _KINDS[name] = TrialKind(name, params, fn, done_file)
+        _KINDS[name] = TrialKind(name, params, fn, done_file, check)
         return fn
 
     return deco
@@ -151,7 +156,51 @@ class SearchTrial(BaseModel):
 OPTUNA_DB = "optuna.db"
 
 
-@register_trial_kind("search", SearchTrial)
+def _once(cache: dict, key, build):
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def check_search_trial(params: dict, cache: dict) -> None:
+    """Build one search trial's space, targets, estimator, strategy and objective as nas.search would.
+
+    Objects shared by trials (a device's compiled tables, a predictor file) are built once.
+    """
+    import numpy as np
+
+    from nas.accuracy import get_estimator
+    from nas.objective import Objective
+    from nas.search import make_target, priced_subspace
+    from nas.strategies import get_strategy, list_strategies
+    from search_spaces import get_space
+
+    for name, sp_params in params["strategy_params"].items():
+        if name not in list_strategies():
+            raise UserError(f"strategy_params.{name}: unknown strategy; accepted: {', '.join(list_strategies())}")
+        _once(cache, ("strategy", name, repr(sorted(sp_params.items()))), lambda: get_strategy(name, **sp_params))
+    space = _once(cache, ("space", params["space"]), lambda: get_space(params["space"]))
+    est = _once(cache, ("accuracy", params["space"], params["accuracy"]),
+                lambda: get_estimator(params["accuracy"], space))
+    if params["strategy"] not in params["strategy_params"]:
+        _once(cache, ("strategy", params["strategy"], "[]"), lambda: get_strategy(params["strategy"]))
+    target = _once(cache, ("target", params["space"], params["target"], params["latency_ms"], params["latency_margin"]),
+                   lambda: make_target(params["target"], space, params["latency_ms"], params["latency_margin"]))
+    objective = Objective(space, est, [target], reward=params["reward"], w=params["w"])
+    if not objective.constrained():
+        return
+    # the feasibility check nas.search makes first, once per (space, device, seed)
+    lowest = _once(cache, ("lowest", params["space"], params["target"], params["seed"]),
+                   lambda: priced_subspace(space, objective, np.random.default_rng(params["seed"]))[1][0])
+    if not np.isfinite(lowest):
+        raise UserError(f"device {target.device!r} prices none of the sampled {space.name!r} archs; "
+                        "profile the space on it first")
+    if lowest > target.limit_ms:
+        raise UserError(f"latency budget {target.limit_ms:g} ms on {target.device} is below the smallest "
+                        f"{space.name!r} subnet's predicted latency; the smallest achievable is {lowest:.2f} ms")
+
+
+@register_trial_kind("search", SearchTrial, check=check_search_trial)
 def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None]) -> dict:
     """One search in ``work_dir`` (its run folder), resumed from its checkpoint when there is one."""
     import os
