@@ -109,7 +109,12 @@ def read_arch_configs(path: str | Path) -> dict:
     data = read_json_file(p, "arch-configs file")
     if not isinstance(data, dict):
         raise UserError(f"arch-configs file {str(p)!r} must map arch names to block lists")
-    return {k: v for k, v in data.items() if not k.startswith("_")}
+    configs = {k: v for k, v in data.items() if not k.startswith("_")}
+    bad = [k for k, v in configs.items() if not isinstance(v, dict)]
+    if bad:
+        raise UserError(f"arch-configs file {str(p)!r}: entry {bad[0]!r} must be an object with a block list "
+                        "(or width_mult), e.g. {\"blocks\": [...]}")
+    return configs
 
 
 def family_names(configs: dict) -> dict[str, str]:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from search_spaces.errors import UserError
-from search_spaces.fileio import atomic_write_bytes
+from search_spaces.fileio import MAX_NESTING, yaml_too_deep, atomic_write_bytes
 
 from .profile import DeviceProfile
 
@@ -69,7 +69,10 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
     if cached and cached[:2] == (st.st_mtime_ns, st.st_size):
         return cached[2]
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        text = path.read_text()
+        if yaml_too_deep(text, _Loader):  # some libyaml builds crash (segfault) on such nesting
+            raise UserError(f"device profile {str(path)!r} nests more than {MAX_NESTING} levels deep")
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

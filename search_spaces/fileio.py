@@ -82,11 +82,50 @@ def parse_json_text(text: str, where: str) -> object:
     from .errors import UserError
 
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{where} is not valid JSON ({e})") from None
     except RecursionError:
         raise UserError(f"{where} is nested too deeply to be an hwnas file") from None
+    if _json_depth(data) > MAX_NESTING:  # later recursive code (validation, printing) would overflow
+        raise UserError(f"{where} nests more than {MAX_NESTING} levels deep; not an hwnas file")
+    return data
+
+
+MAX_NESTING = 200  # hwnas files nest a few levels; thousands is an attack or an accident
+
+
+def _json_depth(obj) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (list, dict)):
+            deepest = max(deepest, d)
+            if d > MAX_NESTING:
+                break
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def yaml_too_deep(text: str, loader) -> bool:
+    """Whether collections nest deeper than MAX_NESTING, from the event stream.
+
+    Older libyaml-backed loaders recurse in C: with the PyYAML of Debian's python3, 100000 nested
+    brackets crash the interpreter (segfault) instead of raising; the pure-Python loader raises
+    RecursionError. So depth is checked on the (iterative) event stream first.
+    """
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+    return False
 
 
 def parse_yaml_text(text: str, where: str, loader=None) -> object:
@@ -95,8 +134,11 @@ def parse_yaml_text(text: str, where: str, loader=None) -> object:
 
     from .errors import UserError
 
+    loader = loader or yaml.SafeLoader
     try:
-        return yaml.load(text, Loader=loader or yaml.SafeLoader)
+        if yaml_too_deep(text, loader):
+            raise UserError(f"{where} nests more than {MAX_NESTING} levels deep; not an hwnas file")
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"{where} is not valid YAML ({first})") from None
