@@ -206,6 +206,8 @@ def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     from .io import read_json
 
     folder = Path(run_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--resume {str(folder)!r} is a file, not a run folder")
     if not folder.is_dir():
         raise UserError(f"--resume {str(folder)!r}: no such folder")
     path = folder / "config.json"

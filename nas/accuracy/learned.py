@@ -351,6 +351,8 @@ def fit_predictor(space, data: str | Path, out: str | Path, kind: str = "mlp", s
         raise UserError(f"unknown predictor kind {kind!r}; allowed: {', '.join(KINDS)}")
     if not 0.0 < test_frac < 1.0:
         raise UserError(f"--test-frac must be between 0 and 1, got {test_frac}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed!r}")
     archs, acc, col = read_training_data(data)
     y, unit = to_fraction(acc)
     n = len(y)

@@ -39,6 +39,17 @@ def add_command(sub, name: str, help: str, example: str, func):
     return p
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for seeds and counts that may be zero: a usage error names what is accepted."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -60,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"nas.cli.{name}").register(sub)
+    parser.commands = dict(sub.choices)  # name -> its parser, for tools and tests that walk them
     return parser
 
 
@@ -67,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"nas {args.command}"
+    import warnings
+
+    # a warning is one line naming the command, not Python's "file:line: Category" plus source line
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *a, **k: f"{prog}: warning: {_one_line(str(message))}\n"
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -89,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: internal error: {type(e).__name__}: {_one_line(str(e))} (NAS_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = saved
 
 
 def _one_line(msg: str) -> str:

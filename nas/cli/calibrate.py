@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import add_command, print_json
+from . import add_command, non_negative_int, print_json
 from ._timing_args import add_plan_args, plan_of
 
 
@@ -14,7 +14,7 @@ def register(sub):
     p.add_argument("--device", required=True, help="device name or alias of a measured profile")
     p.add_argument("--space", required=True, help="search space name")
     p.add_argument("--n", type=int, default=60, help="networks to measure (default 60)")
-    p.add_argument("--seed", type=int, default=0, help="seed (a stream apart from validation's; default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed (a stream apart from validation's; default 0)")
     p.add_argument("--resolutions", type=int, nargs="+", metavar="R", help="only networks at these resolutions")
     add_plan_args(p, rounds=5, reps=10, warmup=2)
     p.add_argument("--out", help="folder holding <device>.yaml to update (default: where the profile is, a "

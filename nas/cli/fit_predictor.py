@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import add_command, print_json
+from . import add_command, non_negative_int, print_json
 
 
 def register(sub):
@@ -16,7 +16,7 @@ def register(sub):
     p.add_argument("--data", required=True, help="CSV or JSON of (arch, top-1) pairs; top-1 as a fraction or a percent")
     p.add_argument("--out", required=True, help="where to write the model (JSON, written atomically)")
     p.add_argument("--kind", choices=["mlp", "gbr"], default="mlp", help="MLP (default) or gradient-boosted trees")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the model (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split and the model (default 0)")
     p.add_argument("--test-frac", type=float, default=0.2, help="fraction held out for the reported metrics (default 0.2)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import add_command, print_json
+from . import add_command, non_negative_int, print_json
 from ._timing_args import add_plan_args, plan_of
 
 
@@ -25,7 +25,7 @@ def register(sub):
     p.add_argument("--limit", type=int, help="only the first N distinct blocks (a quick slice)")
     p.add_argument("--chunk", type=int, default=320,
                    help="blocks whose sessions are kept at once (~4 MB each; default 320)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the round orders (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the round orders (default 0)")
     add_plan_args(p, rounds=5, reps=10, warmup=2)
     p.add_argument("--out", help="folder to write <device>.yaml into (default: $HWNAS_DEVICE_DIR or "
                                  "~/.hwnas/device_profiles)")

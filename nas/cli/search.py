@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from . import add_command, print_json
+from . import add_command, non_negative_int, print_json
 
 
 # Flags that define a search: a resumed run takes them from its run folder (config.json), so
@@ -47,7 +47,7 @@ def register(sub):
     p.add_argument("--accuracy", default="published",
                    help="published (default prior), ofa-predictor:PATH or predictor:PATH")
     p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0,
                    help="random seed; the same seed and settings give the same result (default 0)")
     p.add_argument("--top-k", type=int, default=5, help="how many of the best archs to report (default 5)")
     p.add_argument("--out", help="run folder, new or empty (default runs/search-SPACE-TARGET-LATENCY-seedN-TIMESTAMP)")

@@ -154,7 +154,7 @@ class SweepConfig(BaseModel):
                     try:
                         kind.check(params, cache)
                     except UserError as e:
-                        raise UserError(f"trial {where}: {e}") from None
+                        raise UserError(f"trial {len(out):03d} ({where or 'the fixed settings'}): {e}") from None
                 i = len(out)
                 key = "-".join([f"{i:03d}"] + [_short(k, params[k]) for k in varying])
                 out.append({"kind": self.kind, "key": key, "params": params})
