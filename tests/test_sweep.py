@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -122,6 +123,9 @@ def test_kill_driver_then_resume_reruns_nothing_finished(tmp_path, ray_head):
     done = subprocess.run([*NAS, "sweep", "--resume", str(run), "--address", ray_head],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # progress counts the trials finished before the kill: it starts with them and ends at [8/8]
+    assert re.search(r"resuming, [1-7] of 8 trials already done", done.stderr), done.stderr
+    assert "[8/8]" in done.stderr
     rows = read_rows(run)
     assert len(rows) == 8 and all(r["status"] == "TERMINATED" for r in rows)
     for key, (mtime, created) in before.items():
@@ -160,6 +164,11 @@ def test_random_draws_add_trials(tmp_path):
     ({"grid": {"latency_ms": ["fast"]}}, ["not a latency", "80ms"]),
     ({"fixed": {"latency_ms": 40}, "resources": {"gpus": 1}}, ["unknown key 'resources.gpus'", "cpus_per_trial"]),
     ({"kind": "train", "fixed": {"latency_ms": 40}}, ["unknown trial kind 'train'", "search"]),
+    # each trial's objects are built before Ray starts (these used to fail inside Ray workers)
+    ({"fixed": {"latency_ms": 40, "accuracy": "predictor:/nonexistent.json"}}, ["'/nonexistent.json' does not exist"]),
+    ({"fixed": {"latency_ms": 40, "strategy_params": {"evolution": {"bogus": 1}}}}, ["trial 000", "bogus"]),
+    ({"fixed": {"latency_ms": 40, "strategy_params": {"evolutoin": {}}}}, ["strategy_params.evolutoin", "evolution"]),
+    ({"grid": {"latency_ms": [40, 2]}}, ["trial 001 (latency_ms=2)", "smallest achievable"]),
 ])
 def test_bad_sweep_file_is_one_line_naming_field_and_accepted_values(tmp_path, nas_cli, sections, expect):
     code, _, err = nas_cli("sweep", write_sweep(tmp_path / "bad.yaml", **sections), "--out", tmp_path / "run")
@@ -177,3 +186,46 @@ def test_unreachable_address_is_a_quick_one_line_error(tmp_path, nas_cli):
     assert time.perf_counter() - t0 < 30
     code, _, err = nas_cli("sweep", spec, "--address", "nowhere", "--out", tmp_path / "run")
     assert code == 2 and "expected auto or HOST:PORT" in err
+
+
+def test_a_killed_drivers_ray_processes_and_folders_are_reaped(tmp_path):
+    """Processes carrying a dead driver's session folder are stopped and the folder removed; others stay."""
+    from nas.sweep.debris import OWNER_FILE, SCRATCH_ENV, reap_stale_ray_sessions
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited
+    orphan_dir = tmp_path / "hwnas-ray-dead"
+    (orphan_dir / "scratch" / "hwnas-000-40ms-abc").mkdir(parents=True)
+    (orphan_dir / OWNER_FILE).write_text(json.dumps({"pid": dead_pid, "start": "1"}))
+    live_dir = tmp_path / "hwnas-ray-live"
+    live_dir.mkdir()
+    (live_dir / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": None}))
+    unowned_dir = tmp_path / "hwnas-ray-unowned"  # no owner record (another tool, an older version): kept
+    unowned_dir.mkdir()
+    sleep = [sys.executable, "-c", "import time; time.sleep(300)"]
+    orphan = subprocess.Popen(sleep, env={**os.environ, SCRATCH_ENV: str(orphan_dir / "scratch")})
+    bystander = subprocess.Popen(sleep, env={**os.environ, SCRATCH_ENV: str(live_dir / "scratch")})
+    try:
+        time.sleep(0.3)
+        reaped = reap_stale_ray_sessions(tmp_path)
+        assert reaped == [orphan_dir]
+        assert orphan.wait(timeout=10) is not None
+        assert not orphan_dir.exists() and live_dir.is_dir() and unowned_dir.is_dir()
+        assert bystander.poll() is None
+    finally:
+        for p in (orphan, bystander):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_resume_removes_write_debris_in_trial_folders(tmp_path):
+    from nas.sweep.debris import remove_write_debris
+
+    trial = tmp_path / "trials" / "000-40ms"
+    trial.mkdir(parents=True)
+    (trial / "result.json").write_text("{}")
+    (trial / ".search.png.ab12cd.tmp").write_bytes(b"half")
+    (tmp_path / "trials" / "summary.csv").write_text("x")  # not ours to remove
+    remove_write_debris(tmp_path)
+    assert sorted(p.name for p in trial.iterdir()) == ["result.json"]
