@@ -197,9 +197,13 @@ class LearnedPredictor:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"predictor file {str(p)!r} does not exist or is not a file")
-        from nas.io import read_json
+        from nas.io import parse_json_text, read_text_file
 
-        d = read_json(p, "predictor file")
+        text = read_text_file(p, "predictor file")
+        try:
+            d = parse_json_text(text, "its content")
+        except UserError as e:
+            raise UserError(f"predictor file {str(p)!r} is not a saved hwnas predictor ({e})") from None
         obj = cls.from_dict(d, space, where=str(p))
         obj.path = str(p)
         return obj

@@ -104,7 +104,8 @@ def _collect_trial(run_dir: Path, key: str, checkpoint) -> Path | None:
             return None
         dest.mkdir(parents=True, exist_ok=True)
         for f in tmp.iterdir():
-            if f.is_file() and not (f.name.endswith(".npz") or f.name.endswith(".db")):
+            # results only: not the search's checkpoint or study, its lock or a half-written temp file
+            if f.is_file() and not (f.name.endswith((".npz", ".db")) or f.name.startswith(".")):
                 target = dest / f.name
                 if target.is_file() and target.read_bytes() == f.read_bytes():
                     continue  # keep the timestamps of what is already there
