@@ -213,6 +213,8 @@ SEARCH_CASES = [
     ("search[margin-too-big]", [*SEARCH, "--latency", "80", "--latency-margin", "2"], None),
     ("search[space-and-module]", [*SEARCH, "--latency", "80", "--space", "mbconv", "--space-module",
                                   "experiments/custom_space.py:TinyChain"], None),
+    ("search[default-space-named-and-module]", [*SEARCH, "--latency", "80", "--space", "ofa", "--space-module",
+                                                "experiments/custom_space.py:TinyChain"], None),
     ("search[space-module-missing]", [*SEARCH, "--latency", "80", "--space-module", "{tmp}/nope.py:X"], None),
     ("search[space-module-binary]", [*SEARCH, "--latency", "80", "--space-module", "{F:binary.json}:X"], None),
     ("search[export-choice]", [*SEARCH, "--latency", "80", "--export", "tflite"], None),

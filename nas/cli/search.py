@@ -31,7 +31,7 @@ def register(sub):
         "  nas search --space-module experiments/custom_space.py:TinyChain --target pixel --latency 20ms\n"
         "  nas search --space ofa --target pixel --latency 80ms --out runs/pixel80\n"
         "  nas search --resume runs/pixel80      (after a kill: continues to the uninterrupted result)", run)
-    p.add_argument("--space", default="ofa", help="search space (see nas spaces; default ofa)")
+    p.add_argument("--space", help="search space (see nas spaces; default ofa)")
     p.add_argument("--space-module", metavar="PATH.py:CLASS",
                    help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
     p.add_argument("--target", action="append", help="device name or alias (see nas devices); default pixel")
@@ -89,7 +89,7 @@ def run(args) -> int:
     from search_spaces.errors import UserError
     from search_spaces.loader import load_space_module
 
-    if args.space_module and args.space != args._parser_defaults["space"]:
+    if args.space_module and args.space is not None:
         raise UserError("give either --space NAME or --space-module PATH.py:CLASS, not both")
     if args.resume:
         run_dir = Path(args.resume)
@@ -118,8 +118,8 @@ def run(args) -> int:
         budgets = args.latency
         if not budgets:
             raise UserError("--latency is required, e.g. --latency 80ms (one per --target)")
-        space = load_space_module(args.space_module) if args.space_module else args.space
-        space_label = space.name if args.space_module else args.space
+        space = load_space_module(args.space_module) if args.space_module else (args.space or "ofa")
+        space_label = space.name if args.space_module else space
         out = args.out or (Path("runs") / f"search-{space_label}-{'-'.join(targets)}-"
                            f"{'-'.join(b.replace(' ', '') for b in budgets)}-seed{args.seed}-"
                            f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
