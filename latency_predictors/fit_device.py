@@ -25,7 +25,7 @@ from .cost_model_eval import evaluate
 from .measurements import BlockTable, load_block_table, load_whole_networks
 from .profile import (Calibration, DeviceProfile, FitReport, Hardware, Runtime, Source, SourceFile,
                       SpaceTable, now_iso)
-from .registry import save_profile
+from .registry import check_names_free, save_profile
 
 # Public provenance of the reference files this project knows (see ../shared/data/README.md):
 # a profile cites these instead of a local path.
@@ -194,5 +194,7 @@ def model_from_profile(profile: DeviceProfile) -> OperatorCostModel:
 
 def write_device_profile(out_dir: str | os.PathLike, **kwargs) -> tuple[Path, DeviceProfile, dict]:
     """``fit_device_profile`` then save ``<out_dir>/<name>.yaml``; returns (path, profile, report)."""
+    name = str(kwargs.get("name", "")).strip().lower()
+    check_names_free(name, [str(a).strip().lower() for a in kwargs.get("aliases", ())])  # before the fit
     profile, report = fit_device_profile(**kwargs)
     return save_profile(profile, out_dir), profile, report

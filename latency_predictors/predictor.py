@@ -7,7 +7,7 @@ that stay in cache. No dict look-up happens per arch.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -22,6 +22,13 @@ from .registry import get_profile
 # Rows per chunk: the (chunk, max_blocks) index and value arrays fit in L2, which makes the
 # whole batch ~2x faster than materialising one (n, max_blocks) matrix.
 CHUNK_ROWS = 1 << 14
+
+
+@runtime_checkable
+class LatencyModel(Protocol):
+    """Anything that prices an encoded arch matrix: ``predict(X) -> ms`` per row (a search target)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 def profile_command(device: str, space: str) -> str:

@@ -29,7 +29,7 @@ from search_spaces.registry import get_space
 
 from .hostcheck import host_differences, this_host
 from .profile import DeviceProfile, Hardware, Runtime, Source, SpaceTable, now_iso
-from .registry import load_profile, save_profile, user_dir
+from .registry import check_names_free, load_profile, save_profile, user_dir
 from .runtime import RuntimeSettings, make_backend
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct
 
@@ -165,6 +165,8 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     runtime = runtime_of(backend)
     out_dir = Path(out_dir).expanduser() if out_dir is not None else user_dir()
     device = _registered_name(device, out_dir)
+    aliases = [str(a).strip().lower() for a in aliases]
+    check_names_free(device, aliases)  # before anything is measured or written
     path = out_dir / f"{device}.yaml"
     prof = _open_profile(path, device, aliases, runtime)
     if not path.is_file() and (reg := _registered(device)) is not None:

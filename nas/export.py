@@ -37,7 +37,9 @@ def onnx_bytes(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int 
 def check_onnx(data: bytes, model: torch.nn.Module, input_shape: tuple[int, ...], atol: float = 1e-4,
                seed: int = 0) -> float:
     """Max abs difference between ONNX Runtime and torch on a random input; raises above ``atol``."""
-    import onnxruntime as ort
+    from latency_predictors.ort_telemetry import import_onnxruntime
+
+    ort = import_onnxruntime()
 
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, *input_shape), dtype=np.float32))
     with torch.no_grad():

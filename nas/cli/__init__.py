@@ -47,10 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(prog: str) -> None:
+    """Our warnings (a skipped broken profile, another host's measurements) as one stderr line each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        (file or sys.stderr).write(f"{prog}: warning: {message}\n")
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"nas {args.command}"
+    _one_line_warnings(prog)
+    # ONNX Runtime's telemetry is off unless the user opts in; it must be set before onnxruntime is
+    # imported (see latency_predictors/ort_telemetry.py), and Ray workers inherit it.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -25,5 +25,7 @@ def run(args) -> int:
     print(f"device {result['device']}, space {result['space']}, latency source: {result['source']}")
     print(f"{'#':>4}  {'latency_ms':>10}  {'MMACs':>8}  {'Mparams':>8}")
     for i, row in enumerate(result["archs"]):
-        print(f"{i:>4}  {row['latency_ms']:>10.3f}  {row['macs'] / 1e6:>8.1f}  {row['params'] / 1e6:>8.2f}")
+        macs = "-" if row["macs"] is None else f"{row['macs'] / 1e6:.1f}"
+        params = "-" if row["params"] is None else f"{row['params'] / 1e6:.2f}"
+        print(f"{i:>4}  {row['latency_ms']:>10.3f}  {macs:>8}  {params:>8}")
     return 0
