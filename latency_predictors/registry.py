@@ -166,8 +166,8 @@ def scan_profiles() -> tuple[list[RegisteredProfile], list[BrokenProfile]]:
     for reg in order:
         clash = next((a for a in reg.profile.aliases if owners.get(a, reg.profile.name) != reg.profile.name), None)
         if clash is not None:
-            broken.append(BrokenProfile(reg.path, reg.origin, f"field aliases: {clash!r} already names device "
-                                                               f"{owners[clash]!r}"))
+            broken.append(BrokenProfile(reg.path, reg.origin, f"device profile {str(reg.path)!r}: field aliases: "
+                                                               f"{clash!r} already names device {owners[clash]!r}"))
             continue
         for alias in reg.profile.aliases:
             owners[alias] = reg.profile.name
@@ -223,14 +223,16 @@ def describe_known(profiles: list[RegisteredProfile]) -> str:
 
 def find_profile(name: str) -> RegisteredProfile:
     """The registered profile of that name or alias; a UserError lists the known ones."""
-    profiles = list_profiles()
+    profiles, broken = scan_profiles()
     key = name.strip().lower()
+    for b in broken:
+        if key == b.name and not any(key == r.profile.name or key in r.profile.aliases for r in profiles):
+            raise UserError(f"device {key!r} is broken and skipped: {b.reason}")
+    for b in broken:
+        _warn_broken(b)
     for reg in profiles:
         if key == reg.profile.name or key in reg.profile.aliases:
             return reg
-    for b in scan_profiles()[1]:
-        if key == b.name:
-            raise UserError(f"device profile {key!r} ({b.path}) is broken: {b.reason}")
     raise UserError(f"unknown device {name!r}; known: {describe_known(profiles)} "
                     f"(user profiles are read from {user_dir()}, set {ENV_DEVICE_DIR} to change)")
 

@@ -56,16 +56,24 @@ def latency_predictor(space: str | SearchSpace, device: str | DeviceProfile) -> 
 
 def predict_costs(space: str | SearchSpace, device: str | DeviceProfile,
                   archs: Sequence[Arch] | Arch) -> dict:
-    """Latency (ms), MACs and params of each arch, with the latency's source."""
+    """Latency (ms), MACs and params of each arch, with the latency's source.
+
+    A row's ``latency_source`` is "modelled" when the profile's cost model priced a block its
+    table lacks (e.g. a resolution or width the table was not made for), else the table's source.
+    """
     sp = get_space(space)
     predictor = latency_predictor(sp, device)
     X = sp.encode(archs)
     lat = predictor.predict(X)
     macs, params = macs_params(sp, X)
     # null (None) where the space can neither count nor build the net: unknown, not zero.
-    rows = [{"latency_ms": float(l), "macs": None if np.isnan(m) else int(m),
-             "params": None if np.isnan(p) else int(p)} for l, m, p in zip(lat, macs, params)]
-    return {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+    sources = predictor.source_of_rows(X)
+    rows = [{"latency_ms": float(l), "latency_source": src, "macs": None if np.isnan(m) else int(m),
+             "params": None if np.isnan(p) else int(p)} for l, src, m, p in zip(lat, sources, macs, params)]
+    out = {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+    if sp.space_params():
+        out["space_params"] = sp.space_params()
+    return out
 
 
 def import_table(fmt: str, files: Sequence[str | os.PathLike], device: str,

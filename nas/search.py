@@ -363,7 +363,9 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     if run_dir is not None:
         result.write(run_dir / "result.json")
         if result.best is not None:  # ready for nas predict / nas export
-            atomic_write_json(run_dir / "best_arch.json", result.best.arch)
+            from .archfile import write_arch_file
+
+            write_arch_file(run_dir / "best_arch.json", sp, result.best.arch)  # records the space
         if plot:
             from .plots import plot_search
 

@@ -15,6 +15,8 @@ The released nets (``proxyless_{mobile,mobile_14,gpu,cpu}.config``) were widened
 search: ``from_net_config`` reads a net's layer choices as an arch of this space, and
 ``config_widths`` its own channel counts; ``ProxylessSpace(widths)`` is the same space at those
 widths, whose ``build`` and ``macs`` give the released network itself (``build_net_config``).
+The widths are the space's parameters (``space_params()``): ``nas convert`` records them in the
+arch file, and ``predict``/``export``/``convert`` rebuild that space from them.
 """
 
 from __future__ import annotations
@@ -95,12 +97,45 @@ class ProxylessSpace(MobileBlocksMixin, ChainSpace):
                 [BlockKey("Conv_1", (last, last, w.stages[-1]), (last, last, w.head)),
                  BlockKey("Logits", (last, last, w.head), (N_CLASSES,))])
 
+    # ---- space parameters: the channel counts -------------------------------------------
+    def space_params(self) -> dict:
+        """``{"widths": {stem, first, stages, head}}`` when not the searched widths, else ``{}``."""
+        if self.widths == SEARCHED:
+            return {}
+        w = self.widths
+        return {"widths": {"stem": w.stem, "first": w.first, "stages": list(w.stages), "head": w.head}}
+
+    def with_params(self, params: dict) -> "ProxylessSpace":
+        """This space at other channel counts: ``{"widths": {"stem", "first", "stages": [6], "head"}}``."""
+        from ..errors import UserError
+
+        unknown = set(params) - {"widths"}
+        if unknown:
+            raise UserError(f"space {self.name!r}: unknown space_params {', '.join(sorted(map(str, unknown)))}; "
+                            f"accepted: widths")
+        w = params.get("widths", {})
+        fields = {"stem", "first", "stages", "head"}
+        if not isinstance(w, dict) or set(w) != fields:
+            raise UserError(f"space {self.name!r}: space_params.widths must be an object with exactly "
+                            f"stem, first, stages ({len(STAGE_CELLS)} ints) and head")
+        stages = w["stages"]
+        ints = [w["stem"], w["first"], w["head"], *(stages if isinstance(stages, list) else [None])]
+        if not isinstance(stages, list) or len(stages) != len(STAGE_CELLS) or \
+                not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 8192 for c in ints):
+            raise UserError(f"space {self.name!r}: space_params.widths: channel counts must be ints in 1..8192, "
+                            f"stages a list of {len(STAGE_CELLS)}")
+        return self.at_widths(ProxylessWidths(w["stem"], w["first"], tuple(stages), w["head"]))
+
     # ---- the released nets (ProxylessNAS .config layer lists) -----------------------------
     def from_net_config(self, net_config: dict, image_size: int | None = None) -> Arch:
         """The arch of a ProxylessNAS net config (its layer choices; widths are ``config_widths``)."""
         from .netconfig import net_config_to_arch
 
         return net_config_to_arch(self, net_config, image_size)
+
+    def net_config_space(self, net_config: dict) -> "ProxylessSpace":
+        """The space at the net config's own channel counts (what its arch must be priced and built with)."""
+        return self.at_widths(self.config_widths(net_config))
 
     @staticmethod
     def config_widths(net_config: dict) -> ProxylessWidths:
@@ -110,15 +145,16 @@ class ProxylessSpace(MobileBlocksMixin, ChainSpace):
         return net_config_widths(net_config)
 
     def at_widths(self, widths: ProxylessWidths) -> "ProxylessSpace":
-        """This space with other channel counts (same slots and options); named ``proxyless@<widths>``."""
+        """This space with other channel counts (same slots and options, same name; see ``space_params``)."""
+        if widths == self.widths:
+            return self
         sp = ProxylessSpace(widths, self.dropout)
-        sp.name = f"{self.name}@{widths.stem}-{widths.first}-{'-'.join(map(str, widths.stages))}-{widths.head}"
+        sp.name = self.name
         return sp
 
     def build_net_config(self, net_config: dict):
         """The released network of a ProxylessNAS net config, at its own widths (fresh weights)."""
-        arch = self.from_net_config(net_config)
-        return self.at_widths(self.config_widths(net_config)).build(arch)
+        return self.net_config_space(net_config).build(self.from_net_config(net_config))
 
 
 @register_space("proxyless")
