@@ -115,6 +115,9 @@ def save_progress(path: Path, data: dict) -> None:
 def _open_profile(path: Path, device: str, aliases: Sequence[str], runtime: Runtime) -> DeviceProfile:
     if path.is_file():
         prof = load_profile(path)
+        if prof.source.kind != "measured":
+            raise UserError(f"device {device!r} ({path}) holds {prof.source.kind} latencies, which measuring here "
+                            f"cannot extend; profile this machine under another --device name")
         if prof.runtime.engine is not None and not _same_runtime(prof.runtime, runtime):
             raise UserError(f"device {device!r} ({path}) was measured with {_describe_runtime(prof.runtime)}; "
                             f"these settings are {_describe_runtime(runtime)}: profile them under another "

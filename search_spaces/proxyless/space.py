@@ -9,7 +9,8 @@
 Every slot picks an MBConv ``k{3,5,7}e{3,6}`` (kernel, expand ratio on the layer's input width);
 the 15 slots after a stage's first layer may also be ``skip`` (ProxylessNAS's zero layer: only the
 identity shortcut remains). The arch is ``{"ops": [21 names]}``. Block keys are ProxylessNAS's own
-(``expand`` is the ratio), so ``mobile_trim.yaml`` imported with ``nas import-table`` prices them.
+(``expand`` is the ratio), so ``mobile_trim.yaml`` imported with ``nas import-table`` prices them;
+the stem and head keys state ``hs:0`` (the importer adds it to mobile_trim's ReLU6 convs).
 
 The released nets (``proxyless_{mobile,mobile_14,gpu,cpu}.config``) were widened after the
 search: ``from_net_config`` reads a net's layer choices as an arch of this space, and
@@ -39,6 +40,7 @@ N_SLOTS = sum(STAGE_CELLS)
 IMAGE_SIZE = 224
 N_CLASSES = 1000
 ACT = "relu6"
+RELU6 = (("hs", 0),)  # the stem's and head's key parameter: not h-swish
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,11 @@ class ProxylessSpace(MobileBlocksMixin, ChainSpace):
     def fixed_blocks(self):
         w, r = self.widths, self.image_size
         f, last = down(r, 2), down(r, 32)
-        return ([BlockKey("Conv", (r, r, 3), (f, f, w.stem)),
+        # hs:0: the stem and head are ReLU6. A Conv key without ``hs`` means Once-for-All's h-swish
+        # (the key grammar's default), which priced them +0.7 ms a net on the pixel1 cost model.
+        return ([BlockKey("Conv", (r, r, 3), (f, f, w.stem), RELU6),
                  mbconv_key(f, w.stem, w.first, w.stem, 3, 1, False, ratio=1)],
-                [BlockKey("Conv_1", (last, last, w.stages[-1]), (last, last, w.head)),
+                [BlockKey("Conv_1", (last, last, w.stages[-1]), (last, last, w.head), RELU6),
                  BlockKey("Logits", (last, last, w.head), (N_CLASSES,))])
 
     # ---- space parameters: the channel counts -------------------------------------------
