@@ -23,8 +23,18 @@ def describe_spaces() -> list[dict]:
         dims = []
         for base, ds in groups.items():
             label = f"{base}[{len(ds)}]" if len(ds) > 1 or "[" in ds[0].name else base
-            dims.append({"names": label, "values": describe_allowed(ds[0].searched),
-                         "count": len(ds)})
+            # Every value the group's slots search (a slot may be fixed, e.g. single_path's first
+            # layer, and only some slots may offer skip), with how many slots offer the partial ones.
+            free = [d for d in ds if len(d.searched) > 1] or ds
+            fixed = [d for d in ds if len(d.searched) == 1 and len(ds) > 1 and d not in free]
+            union = list(dict.fromkeys(v for d in free for v in d.searched))
+            partial = {str(v): sum(v in d.searched for d in free) for v in union}
+            partial = {v: n for v, n in partial.items() if n < len(free)}
+            notes = [f"{v} in {n} of {len(free)}" for v, n in partial.items()]
+            notes += [f"{d.name} fixed: {d.searched[0]}" for d in fixed]
+            text = describe_allowed(union) + (f" ({'; '.join(notes)})" if notes else "")
+            dims.append({"names": label, "values": text, "count": len(ds), "choices": [str(v) for v in union],
+                         "partial": partial, "fixed": {d.name: str(d.searched[0]) for d in fixed}})
         row = {"name": name, "description": sp.description,
                "version": sp.version, "n_dims": len(sp.dims), "dims": dims, "size": sp.size()}
         if hasattr(sp, "size_per_resolution"):
