@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_user_text
 
 from .cost_model import MODEL_NAME, OperatorCostModel
 from .cost_model_eval import evaluate
@@ -57,8 +59,7 @@ def _sha256(path: Path) -> str:
 
 def _csv_meta(path: Path) -> dict:
     """The device, runtime, precision, threads and batch the CSV's rows share (None where they differ)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_user_text(path, "whole-network CSV"), newline="")))
     meta = {}
     for col in ("device", "runtime", "precision", "threads", "batch"):
         vals = {r.get(col, "").strip() for r in rows} - {""}

@@ -14,6 +14,7 @@ Three formats, each read into block keys (``search_spaces.blocks.BlockKey``) and
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import yaml
 
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_user_text
 
 from .operators import network_blocks, scale_config
 
@@ -104,11 +106,10 @@ def _config_for(arch: str, configs: dict) -> dict:
 
 def read_arch_configs(path: str | Path) -> dict:
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"arch-configs file {str(p)!r} does not exist")
+    text = read_user_text(p, "arch-configs file")
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
         raise UserError(f"arch-configs file {str(p)!r} is not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise UserError(f"arch-configs file {str(p)!r} must map arch names to block lists")
@@ -132,12 +133,14 @@ def load_whole_networks(csv_path: str | Path, arch_configs_path: str | Path) -> 
         raise UserError(f"whole-network CSV {str(p)!r} does not exist")
     configs = read_arch_configs(arch_configs_path)
     names = family_names(configs)
-    with p.open(newline="") as f:
-        reader = csv.DictReader(f)
+    try:
+        reader = csv.DictReader(io.StringIO(read_user_text(p, "whole-network CSV"), newline=""))
         missing = [c for c in WHOLE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise UserError(f"whole-network CSV {str(p)!r} lacks column(s) {', '.join(missing)}")
         rows = list(reader)
+    except csv.Error as e:
+        raise UserError(f"whole-network CSV {str(p)!r} is not valid CSV ({e})") from None
     out = []
     for i, row in enumerate(rows, start=2):
         arch = row["arch"].strip()
@@ -170,8 +173,9 @@ def _proxyless_key(key: BlockKey) -> BlockKey:
 
 def load_yaml_table(path: str | Path, name: str | None = None) -> BlockTable:
     p = Path(path)
+    text = read_user_text(p, "block table")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UserError(f"block table {str(p)!r} is not valid YAML ({e})") from None
     if not isinstance(data, dict) or not data:
@@ -219,20 +223,26 @@ def single_path_layer_keys(resolution: int = 224) -> list[list[BlockKey]]:
 def load_single_path_table(path: str | Path, name: str | None = None) -> BlockTable:
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(read_user_text(p, "runtime model"))
+    except (json.JSONDecodeError, RecursionError) as e:
         raise UserError(f"runtime model {str(p)!r} is not valid JSON ({e})") from None
     layers = single_path_layer_keys()
     if not isinstance(data, dict) or len(data) != len(layers):
         raise UserError(f"runtime model {str(p)!r} must hold {len(layers)} layers of 4 options")
     keys, ms, labels = [], [], []
-    for layer in sorted(data, key=int):
-        for opt in sorted(data[layer]):
-            if opt not in SINGLE_PATH_OPTIONS:
-                raise UserError(f"runtime model {str(p)!r}: layer {layer} option {opt!r} is not 0..3")
-            keys.append(layers[int(layer)][int(opt)])
-            ms.append(float(data[layer][opt]))
-            labels.append(f"layer{layer}-option{opt}")
+    try:
+        for layer in sorted(data, key=int):
+            for opt in sorted(data[layer]):
+                if opt not in SINGLE_PATH_OPTIONS:
+                    raise UserError(f"runtime model {str(p)!r}: layer {layer} option {opt!r} is not 0..3")
+                keys.append(layers[int(layer)][int(opt)])
+                ms.append(float(data[layer][opt]))
+                labels.append(f"layer{layer}-option{opt}")
+    except UserError:
+        raise
+    except (ValueError, TypeError, IndexError, AttributeError):
+        raise UserError(f"runtime model {str(p)!r} must map layer numbers 0..{len(layers) - 1} to "
+                        f"{{option 0..3: ms}}") from None
     return BlockTable(name or p.stem, str(p), keys, np.asarray(ms, dtype=np.float64), labels)
 
 

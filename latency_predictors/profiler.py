@@ -29,6 +29,7 @@ from search_spaces.registry import get_space
 
 from .hostcheck import host_differences, this_host
 from .profile import DeviceProfile, Hardware, Runtime, Source, SpaceTable, now_iso
+from .measure import check_writable_dir
 from .registry import check_names_free, load_profile, save_profile, user_dir
 from .runtime import RuntimeSettings, make_backend
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct
@@ -170,6 +171,7 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     device = _registered_name(device, out_dir)
     aliases = [str(a).strip().lower() for a in aliases]
     check_names_free(device, aliases)  # before anything is measured or written
+    check_writable_dir(out_dir)
     path = out_dir / f"{device}.yaml"
     prof = _open_profile(path, device, aliases, runtime)
     if not path.is_file() and (reg := _registered(device)) is not None:

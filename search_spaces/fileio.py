@@ -45,3 +45,21 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_user_text(path, what: str) -> str:
+    """A user's text file as str; a UserError (one line) when it is missing, unreadable or not UTF-8."""
+    from pathlib import Path
+
+    from .errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} {str(p)!r} does not exist or is not a file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {str(p)!r} is not UTF-8 text (byte {e.start}: {e.reason}); "
+                        f"expected a text file") from None
+    except OSError as e:
+        raise UserError(f"{what} {str(p)!r} cannot be read ({e.strerror or type(e).__name__})") from None
