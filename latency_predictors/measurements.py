@@ -177,7 +177,10 @@ def load_yaml_table(path: str | Path, name: str | None = None) -> BlockTable:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UserError(f"block table {str(p)!r} is not valid YAML ({e})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise UserError(f"block table {str(p)!r} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict) or not data:
         raise UserError(f"block table {str(p)!r} must map block keys to {{mean: ms}}")
     proxyless = not any("-se:" in str(k) for k in data)

@@ -81,7 +81,6 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
 
     from search_spaces.registry import get_space
 
-    from .hostcheck import warn_if_other_host
     from .measure import (DEFAULT_NET_PLAN, STREAM_VALIDATE, check_writable_dir, measure_networks, profile_settings,
                           resolve_profile, sample_archs, store_dir, store_profile)
     from .predictor import LatencyPredictor
@@ -95,7 +94,6 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     for target in ([store_dir(prof.name, out_dir)] if store else []) + \
             [Path(p).expanduser().parent for p in (json_path, png_path) if p is not None]:
         check_writable_dir(target)
-    warn_if_other_host(prof)
     sp = get_space(space)
     settings = profile_settings(prof)
     X = sample_archs(sp, n, seed, STREAM_VALIDATE, resolutions)

@@ -48,6 +48,8 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{what} {str(p)!r} is not valid JSON ({e})") from None
+    except RecursionError:  # nested deeper than the parser's stack
+        raise UserError(f"{what} {str(p)!r} is nested too deeply to be an arch or config") from None
 
 
 def read_archs(path: str | os.PathLike) -> list[dict]:
