@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from latency_predictors.registry import scan_profiles
 
 
 def _write(device_dir, name, text):
@@ -35,6 +34,8 @@ def test_a_broken_user_profile_is_skipped_and_listed(device_dir, nas_cli, text, 
         (device_dir / "t1.yaml").write_bytes(b"\xff\xfe\x00garbage\x81")
     else:
         _write(device_dir, "t1", text)
+    from latency_predictors.registry import scan_profiles
+
     profiles, broken = scan_profiles()
     assert [b.name for b in broken] == ["t1"]
     assert {"pixel1", "x86-2core-ort"} <= {r.profile.name for r in profiles}

@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(home: Path, *argv: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")}
-    env.update({"HOME": str(home), "HWNAS_DEVICE_DIR": str(home / "devices"), **(env_extra or {})})
+    # PYTHONPATH: the code of this checkout, whatever the current folder (the runs start in HOME).
+    env.update({"HOME": str(home), "HWNAS_DEVICE_DIR": str(home / "devices"), "PYTHONPATH": str(REPO),
+                **(env_extra or {})})
     code = "import sys; from nas.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *argv], cwd=home, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -49,9 +49,18 @@ def test_documented_flags_exist(nas_cli, path):
     assert seen > 0
 
 
-def test_a_pickle_given_as_ofa_predictor_is_one_line(nas_cli, tmp_path):
+def test_a_pickle_given_as_ofa_predictor_is_one_line(tmp_path):
+    # A subprocess: in-process, pytest would capture torch's warning instead of stderr showing it.
+    import os
+    import subprocess
+    import sys
+
     p = tmp_path / "p.pkl"
     p.write_bytes(pickle.dumps({"a": 1}, protocol=4))
-    code, _, err = nas_cli("search", "--space", "ofa", "--target", "pixel", "--latency", "80ms", "--budget", "50",
-                           "--accuracy", f"ofa-predictor:{p}", "--out", tmp_path / "run", "--quiet", "--no-plot")
-    assert code == 2 and err.count("\n") == 1 and "not a readable torch state dict" in err, err
+    code = "import sys; from nas.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "search", "--space", "ofa", "--target", "pixel", "--latency", "80ms",
+                        "--budget", "50", "--accuracy", f"ofa-predictor:{p}", "--out", str(tmp_path / "run"),
+                        "--quiet", "--no-plot"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "HWNAS_DEVICE_DIR": str(tmp_path / "dev")})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "not a readable torch state dict" in r.stderr
