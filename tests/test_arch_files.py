@@ -131,3 +131,16 @@ def test_profile_refuses_imported_and_modelled_devices_by_kind(note10, nas_cli):
     for device, kind in (("note10", "imported"), ("pixel", "modelled")):
         code, _, err = nas_cli("profile", "--device", device, "--space", "ofa", "--limit", "1", "--quiet")
         assert code == 2 and f"holds {kind} latencies" in err and err.count("\n") == 1, err
+
+
+def test_measure_reads_the_space_from_the_arch_file(nas_cli, tmp_path):
+    from nas.archfile import write_arch_file
+
+    space = get_space("ofa-w1.0")
+    arch = tmp_path / "a.json"
+    write_arch_file(arch, space, space.sample(np.random.default_rng(1), 1)[0])
+    code, out, err = nas_cli("measure", "--device", "x86", "--arch", arch, "--rounds", "1", "--reps", "2",
+                             "--warmup", "1", "--quiet", "--json")
+    assert code == 0 and json.loads(out)["space"] == "ofa-w1.0", err
+    code, _, err = nas_cli("measure", "--device", "x86", "--space", "ofa", "--arch", arch, "--quiet")
+    assert code == 2 and "holds archs of space 'ofa-w1.0'" in err
