@@ -107,10 +107,12 @@ class LatencyPredictor:
         missing = np.flatnonzero(np.isnan(self.table_ms_))
         if not len(missing) or self.profile.fit is None or not self.profile.fit.model:
             return
-        from .fit_device import model_from_profile
+        # The cost model itself, not fit_device: that module pulls in scipy for fitting (seconds to import).
+        from .cost_model import OperatorCostModel
 
         keys = self.space.block_keys()
-        self.table_ms_[missing] = model_from_profile(self.profile).predict_blocks([keys[i] for i in missing])
+        model = OperatorCostModel.from_dict(self.profile.fit.model)
+        self.table_ms_[missing] = model.predict_blocks([keys[i] for i in missing])
         self.modelled_[missing] = True
         self.provenance = (f"{self.provenance}; blocks its table lacks are priced by the profile's cost model "
                            f"(modelled)")
@@ -271,9 +273,9 @@ def _cost_model_table(profile: DeviceProfile, space: SearchSpace) -> np.ndarray 
         keys = space.block_keys()
     except NotImplementedError:
         return None
-    from .fit_device import model_from_profile
+    from .cost_model import OperatorCostModel
 
-    return np.asarray(model_from_profile(profile).predict_blocks(keys), dtype=np.float64)
+    return np.asarray(OperatorCostModel.from_dict(profile.fit.model).predict_blocks(keys), dtype=np.float64)
 
 
 def _layer_latency(table: SpaceTable, space: SearchSpace, device: str) -> LayerLatency:
