@@ -144,3 +144,23 @@ def test_measure_reads_the_space_from_the_arch_file(nas_cli, tmp_path):
     assert code == 0 and json.loads(out)["space"] == "ofa-w1.0", err
     code, _, err = nas_cli("measure", "--device", "x86", "--space", "ofa", "--arch", arch, "--quiet")
     assert code == 2 and "holds archs of space 'ofa-w1.0'" in err
+
+
+def test_onnx_export_carries_space_metadata(tmp_path):
+    import onnx
+
+    from nas.archfile import write_arch_file
+
+    space = get_space("proxyless").with_params({"widths": W_SMALL})
+    arch = tmp_path / "a.json"
+    write_arch_file(arch, space, {"ops": ["k3e3"] * 21})
+    from nas.archfile import read_arch_file, space_of
+
+    af = read_arch_file(arch)
+    info = nas.export(space_of(af), af.archs[0], tmp_path / "m.onnx")
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert meta["hwnas.space"] == "proxyless" and meta["hwnas.space_params"] == {"widths": W_SMALL}
+    assert meta["hwnas.arch"] == {"ops": ["k3e3"] * 21} and info["space_params"] == {"widths": W_SMALL}
+
+
+W_SMALL = {"stem": 16, "first": 8, "stages": [16, 16, 24, 24, 32, 48], "head": 64}
