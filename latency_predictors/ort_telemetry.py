@@ -11,7 +11,6 @@ session events for the rest of the process. Every ONNX Runtime import in hwnas g
 from __future__ import annotations
 
 import os
-import sys
 
 ENV = "ORT_DISABLE_TELEMETRY"
 
@@ -35,7 +34,3 @@ def import_onnxruntime():
         onnxruntime.disable_telemetry_events()
     return onnxruntime
 
-
-def imported_before_hwnas() -> bool:
-    """True when onnxruntime is already loaded (its import-time telemetry may have run)."""
-    return "onnxruntime" in sys.modules
