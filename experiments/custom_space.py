@@ -5,8 +5,9 @@
 ``ChainSpace`` derives the dims, the arch format (``{"ops": [...]}``), sampling, block keys,
 vectorised pricing, MACs and ``build`` from the slots declared here. The block keys use the
 standard ``expanded_conv`` / ``Conv`` / ``Logits`` ops, so the shipped Pixel 1 profile (a fitted
-operator cost model) prices them without any measurement; on another device, measure them with
-``nas profile --space-module ... --device D`` where the profiler is available.
+operator cost model) prices them without any measurement; on this machine, measure them with
+``nas profile --space experiments/custom_space.py:TinyChain --device D`` (every command's
+``--space`` takes a ``PATH.py:ClassName`` spec; only ``nas search`` also spells it ``--space-module``).
 """
 
 from __future__ import annotations

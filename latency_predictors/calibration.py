@@ -64,15 +64,14 @@ def calibrate_device(device, space, n: int = 50, seed: int = 0, plan=None, resol
     """
     from search_spaces.registry import get_space
 
-    from .hostcheck import warn_if_other_host
-    from .measure import (DEFAULT_NET_PLAN, STREAM_CALIBRATE, measure_networks, profile_settings, resolve_profile,
-                          sample_archs, store_profile)
+    from .measure import (DEFAULT_NET_PLAN, STREAM_CALIBRATE, check_writable_dir, measure_networks, profile_settings,
+                          resolve_profile, sample_archs, store_dir, store_profile)
     from .predictor import LatencyPredictor
     from .profile import Calibration, now_iso
 
     plan = plan or DEFAULT_NET_PLAN
     prof = resolve_profile(device, out_dir)
-    warn_if_other_host(prof)
+    check_writable_dir(store_dir(prof.name, out_dir))  # before any network is measured
     sp = get_space(space)
     settings = profile_settings(prof)
     X = sample_archs(sp, n, seed, STREAM_CALIBRATE, resolutions)

@@ -36,7 +36,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
 
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
@@ -300,5 +299,7 @@ def _weighted_nnls(A: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     Aw = A * sw
     norms = np.linalg.norm(Aw, axis=0)
     norms[norms == 0] = 1.0
+    from scipy.optimize import nnls  # only fitting needs scipy; pricing a profile stays numpy-only
+
     c, _ = nnls(Aw / norms, y * sw[:, 0], maxiter=50 * A.shape[1])
     return c / norms

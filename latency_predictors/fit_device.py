@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,13 +20,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from search_spaces.errors import UserError
+from search_spaces.fileio import read_text_file
 
 from .cost_model import MODEL_NAME, OperatorCostModel
 from .cost_model_eval import evaluate
 from .measurements import BlockTable, load_block_table, load_whole_networks
 from .profile import (Calibration, DeviceProfile, FitReport, Hardware, Runtime, Source, SourceFile,
                       SpaceTable, now_iso)
-from .registry import save_profile
+from .registry import check_names_free, save_profile
 
 # Public provenance of the reference files this project knows (see ../shared/data/README.md):
 # a profile cites these instead of a local path.
@@ -57,8 +59,7 @@ def _sha256(path: Path) -> str:
 
 def _csv_meta(path: Path) -> dict:
     """The device, runtime, precision, threads and batch the CSV's rows share (None where they differ)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text_file(path, "whole-network CSV"), newline="")))
     meta = {}
     for col in ("device", "runtime", "precision", "threads", "batch"):
         vals = {r.get(col, "").strip() for r in rows} - {""}
@@ -194,5 +195,7 @@ def model_from_profile(profile: DeviceProfile) -> OperatorCostModel:
 
 def write_device_profile(out_dir: str | os.PathLike, **kwargs) -> tuple[Path, DeviceProfile, dict]:
     """``fit_device_profile`` then save ``<out_dir>/<name>.yaml``; returns (path, profile, report)."""
+    name = str(kwargs.get("name", "")).strip().lower()
+    check_names_free(name, [str(a).strip().lower() for a in kwargs.get("aliases", ())])  # before the fit
     profile, report = fit_device_profile(**kwargs)
     return save_profile(profile, out_dir), profile, report

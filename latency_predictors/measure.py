@@ -111,17 +111,50 @@ def sample_archs(space, n: int, seed: int, stream: int, resolutions: Sequence[in
     return X
 
 
+def store_dir(name: str, out_dir=None):
+    """The folder ``store_profile`` writes device ``name`` into: ``out_dir``, else the user's copy's, else the user folder."""
+    from pathlib import Path
+
+    from .registry import find_profile, user_dir
+
+    if out_dir is not None:
+        return Path(out_dir).expanduser()
+    try:
+        reg = find_profile(name)
+        return reg.path.parent if reg.origin == "user" else user_dir()
+    except UserError:
+        return user_dir()
+
+
+def check_writable_dir(directory) -> None:
+    """UserError now, not after minutes of measuring, when ``directory`` cannot take a new file.
+
+    The folder need not exist yet (its nearest existing parent must then be a writable folder);
+    a probe file is created and removed, which also catches read-only filesystems (and root,
+    for whom permission bits say nothing).
+    """
+    import tempfile
+    from pathlib import Path
+
+    d = Path(directory)
+    probe_in = d
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UserError(f"--out {str(d)!r}: {str(probe_in)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".hwnas-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {str(d)!r}: cannot write there ({e.strerror or type(e).__name__}); "
+                        f"choose a writable folder") from None
+
+
 def store_profile(profile: DeviceProfile, out_dir=None):
     """Write an updated profile back: to ``out_dir``, else where the user's copy is, else the user folder."""
-    from .registry import find_profile, save_profile, user_dir
+    from .registry import save_profile
 
-    if out_dir is None:
-        try:
-            reg = find_profile(profile.name)
-            out_dir = reg.path.parent if reg.origin == "user" else user_dir()
-        except UserError:
-            out_dir = user_dir()
-    return save_profile(profile, out_dir)
+    return save_profile(profile, store_dir(profile.name, out_dir))
 
 
 def resolve_profile(device: str | DeviceProfile, out_dir=None) -> DeviceProfile:

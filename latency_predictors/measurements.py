@@ -225,13 +225,19 @@ def load_single_path_table(path: str | Path, name: str | None = None) -> BlockTa
     if not isinstance(data, dict) or len(data) != len(layers):
         raise UserError(f"runtime model {str(p)!r} must hold {len(layers)} layers of 4 options")
     keys, ms, labels = [], [], []
-    for layer in sorted(data, key=int):
-        for opt in sorted(data[layer]):
-            if opt not in SINGLE_PATH_OPTIONS:
-                raise UserError(f"runtime model {str(p)!r}: layer {layer} option {opt!r} is not 0..3")
-            keys.append(layers[int(layer)][int(opt)])
-            ms.append(float(data[layer][opt]))
-            labels.append(f"layer{layer}-option{opt}")
+    try:
+        for layer in sorted(data, key=int):
+            for opt in sorted(data[layer]):
+                if opt not in SINGLE_PATH_OPTIONS:
+                    raise UserError(f"runtime model {str(p)!r}: layer {layer} option {opt!r} is not 0..3")
+                keys.append(layers[int(layer)][int(opt)])
+                ms.append(float(data[layer][opt]))
+                labels.append(f"layer{layer}-option{opt}")
+    except UserError:
+        raise
+    except (ValueError, TypeError, IndexError, AttributeError):
+        raise UserError(f"runtime model {str(p)!r} must map layer numbers 0..{len(layers) - 1} to "
+                        f"{{option 0..3: ms}}") from None
     return BlockTable(name or p.stem, str(p), keys, np.asarray(ms, dtype=np.float64), labels)
 
 

@@ -7,21 +7,28 @@ that stay in cache. No dict look-up happens per arch.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from search_spaces.base import Arch, SearchSpace
+from search_spaces.base import Arch, SearchSpace, describe_allowed
 from search_spaces.errors import UserError
 from search_spaces.registry import get_space
 
-from .hostcheck import warn_if_other_host
+from .hostcheck import host_differences, warn_if_other_host
 from .profile import DeviceProfile, LayerTable, SpaceTable
 from .registry import get_profile
 
 # Rows per chunk: the (chunk, max_blocks) index and value arrays fit in L2, which makes the
 # whole batch ~2x faster than materialising one (n, max_blocks) matrix.
 CHUNK_ROWS = 1 << 14
+
+
+@runtime_checkable
+class LatencyModel(Protocol):
+    """Anything that prices an encoded arch matrix: ``predict(X) -> ms`` per row (a search target)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 def profile_command(device: str, space: str) -> str:
@@ -86,10 +93,42 @@ class LatencyPredictor:
             self.table_ms_ = np.zeros(0)
         else:
             self.table_ms_ = compile_table(table, self.space)
+        # Blocks the table lacks (another resolution, a released net's own widths) are priced by
+        # the profile's cost model when it carries one; those archs are labelled modelled.
+        self.modelled_ = np.zeros(len(self.table_ms_), dtype=bool)
+        if table is not None and self.layers_ is None:
+            self._fill_from_cost_model()
         self.scale_ = float(cal.scale)
         self.offset_ms_ = float(cal.offset_ms)
         # Index -1 (an inactive slot) lands on this trailing zero.
         self._padded_ms = np.append(self.table_ms_, 0.0)
+
+    def _fill_from_cost_model(self) -> None:
+        missing = np.flatnonzero(np.isnan(self.table_ms_))
+        if not len(missing) or self.profile.fit is None or not self.profile.fit.model:
+            return
+        # The cost model itself, not fit_device: that module pulls in scipy for fitting (seconds to import).
+        from .cost_model import OperatorCostModel
+
+        keys = self.space.block_keys()
+        model = OperatorCostModel.from_dict(self.profile.fit.model)
+        self.table_ms_[missing] = model.predict_blocks([keys[i] for i in missing])
+        self.modelled_[missing] = True
+        self.provenance = (f"{self.provenance}; blocks its table lacks are priced by the profile's cost model "
+                           f"(modelled)")
+
+    def modelled_rows(self, archs) -> np.ndarray:
+        """Per arch: True when a block of it was priced by the cost model, not the table."""
+        X = self._encoded(archs)
+        if self.layers_ is not None or not self.modelled_.any():
+            return np.zeros(len(X), dtype=bool)
+        padded = np.append(self.modelled_, False)
+        return np.concatenate([padded[self.space.block_matrix(X[i:i + CHUNK_ROWS])].any(axis=1)
+                               for i in range(0, len(X), CHUNK_ROWS)]) if len(X) else np.zeros(0, bool)
+
+    def source_of_rows(self, archs) -> list[str]:
+        """Each arch's latency source: the table's (measured, imported, modelled) or "modelled"."""
+        return ["modelled" if m else self.source for m in self.modelled_rows(archs)]
 
     # ---- coverage -------------------------------------------------------------------------
     def missing_block_ids(self, block_ids: np.ndarray | None = None) -> np.ndarray:
@@ -155,17 +194,51 @@ class LatencyPredictor:
         ids = ids[ids >= 0]
         missing = ids[np.isnan(self.table_ms_[ids])]
         key = self.space.block_keys()[missing[0]]
-        arch = self.space.decode(row)[0]
-        at = ""
-        if "r" in arch:
-            r = arch["r"]
-            at = f" at resolution {r[0] if isinstance(r, list) else r}"
+        r = int(self.space.resolution(row)[0]) if _has_resolution_dim(self.space) else None
+        at = f" at resolution {r}" if r is not None else ""
         k = len(missing) - 1
         others = (f" (+{k} more block{'s' * (k != 1)} in this arch; {n_bad} arch{'s' * (n_bad != 1)} affected)"
                   if k or n_bad > 1 else "")
         raise UserError(f"device {self.profile.name!r} has no latency for block {key}{at} in space "
-                        f"{self.space.name!r}{others}; measure it with: "
-                        f"{profile_command(self.profile.name, self.space.name)}")
+                        f"{self.space.name!r}{others}; {self._how_to_add(r)}")
+
+    def covered_resolutions(self) -> list[int] | None:
+        """The input resolutions at which the table prices every searched block; None without a resolution dim."""
+        if not _has_resolution_dim(self.space):
+            return None
+        rdim = self.space.dims[-1]
+        out = []
+        for r in rdim.choices:
+            try:
+                ids = self.space.searched_block_ids(resolutions=[r])
+            except (TypeError, UserError):
+                return None
+            if len(ids) and not np.isnan(self.table_ms_[ids]).any():
+                out.append(int(r))
+        return out
+
+    def _how_to_add(self, r: int | None) -> str:
+        """What the user can do about a missing block, by how the profile's numbers were obtained."""
+        device, space = self.profile.name, self.space.name
+        covered = self.covered_resolutions() if r is not None else None
+        has = f"its {space} table covers resolutions {describe_allowed(covered)}; " if covered else ""
+        kind = self.profile.source_of(space).kind
+        if kind == "measured" and self.profile.runtime.engine in ("onnxruntime", "torch", None):
+            res = f" --resolutions {r}" if r is not None else ""
+            # nas profile refuses to extend a profile measured on another machine.
+            where = ("on the machine it was measured on (not this one) "
+                     if self.profile.host is not None and host_differences(self.profile.host) else "")
+            return f"{has}measure it {where}with: {profile_command(device, space)}{res}"
+        # An imported (or modelled) profile cannot be extended by measuring here: nas profile refuses it.
+        what = {"imported": "imported from published tables",
+                "modelled": "modelled without a cost model for these blocks"}.get(kind, kind)
+        return (f"{has}its numbers are {what}, so `nas profile` cannot add it; price this arch on a device "
+                f"that covers it (see nas devices), or import a table that has it")
+
+
+def _has_resolution_dim(space: SearchSpace) -> bool:
+    dims = space.dims
+    return bool(dims) and dims[-1].name == "r"
 
 
 class LayerLatency:
@@ -200,9 +273,9 @@ def _cost_model_table(profile: DeviceProfile, space: SearchSpace) -> np.ndarray 
         keys = space.block_keys()
     except NotImplementedError:
         return None
-    from .fit_device import model_from_profile
+    from .cost_model import OperatorCostModel
 
-    return np.asarray(model_from_profile(profile).predict_blocks(keys), dtype=np.float64)
+    return np.asarray(OperatorCostModel.from_dict(profile.fit.model).predict_blocks(keys), dtype=np.float64)
 
 
 def _layer_latency(table: SpaceTable, space: SearchSpace, device: str) -> LayerLatency:

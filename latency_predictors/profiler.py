@@ -29,7 +29,8 @@ from search_spaces.registry import get_space
 
 from .hostcheck import host_differences, this_host
 from .profile import DeviceProfile, Hardware, Runtime, Source, SpaceTable, now_iso
-from .registry import load_profile, save_profile, user_dir
+from .measure import check_writable_dir
+from .registry import check_names_free, load_profile, save_profile, user_dir
 from .runtime import RuntimeSettings, make_backend
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct
 
@@ -115,6 +116,9 @@ def save_progress(path: Path, data: dict) -> None:
 def _open_profile(path: Path, device: str, aliases: Sequence[str], runtime: Runtime) -> DeviceProfile:
     if path.is_file():
         prof = load_profile(path)
+        if prof.source.kind != "measured":
+            raise UserError(f"device {device!r} ({path}) holds {prof.source.kind} latencies, which measuring here "
+                            f"cannot extend; profile this machine under another --device name")
         if prof.runtime.engine is not None and not _same_runtime(prof.runtime, runtime):
             raise UserError(f"device {device!r} ({path}) was measured with {_describe_runtime(prof.runtime)}; "
                             f"these settings are {_describe_runtime(runtime)}: profile them under another "
@@ -165,6 +169,9 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     runtime = runtime_of(backend)
     out_dir = Path(out_dir).expanduser() if out_dir is not None else user_dir()
     device = _registered_name(device, out_dir)
+    aliases = [str(a).strip().lower() for a in aliases]
+    check_names_free(device, aliases)  # before anything is measured or written
+    check_writable_dir(out_dir)
     path = out_dir / f"{device}.yaml"
     prof = _open_profile(path, device, aliases, runtime)
     if not path.is_file() and (reg := _registered(device)) is not None:

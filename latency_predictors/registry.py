@@ -9,6 +9,7 @@ shipped one replaces it, so a user can extend or re-measure a shipped device.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,21 +114,104 @@ def _yaml_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
 
 
-def list_profiles() -> list[RegisteredProfile]:
-    """Every profile, sorted by name; a user profile replaces a shipped one of the same name."""
+class BrokenProfileWarning(UserWarning):
+    """A user profile could not be read (or clashes with another); it is skipped, the rest still work."""
+
+
+@dataclass(frozen=True)
+class BrokenProfile:
+    """A profile file that was skipped, and why (one line)."""
+
+    path: Path
+    origin: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+_warned_broken: set[tuple[Path, str]] = set()
+
+
+def _warn_broken(broken: BrokenProfile) -> None:
+    # Once per file and reason per process: a search that loads the registry many times says it once.
+    if (broken.path, broken.reason) not in _warned_broken:
+        _warned_broken.add((broken.path, broken.reason))
+        warnings.warn(f"skipping broken device profile {broken.name!r}: {broken.reason}",
+                      BrokenProfileWarning, stacklevel=3)
+
+
+def scan_profiles() -> tuple[list[RegisteredProfile], list[BrokenProfile]]:
+    """Every readable profile (sorted by name) and every broken one, without raising.
+
+    A user profile with a shipped profile's name replaces it. A profile that cannot be read, or
+    whose name or alias another profile already holds, is broken: it is skipped and reported, so
+    one bad file never blocks the other devices. Names and aliases are claimed shipped first, then
+    user profiles in file-name order, so an earlier holder keeps its name.
+    """
     found: dict[str, RegisteredProfile] = {}
+    broken: list[BrokenProfile] = []
     for origin, directory in (("shipped", shipped_dir()), ("user", user_dir())):
         for path in _yaml_files(directory):
-            prof = load_profile(path)
+            try:
+                prof = load_profile(path)
+            except UserError as e:
+                broken.append(BrokenProfile(path, origin, str(e)))
+                continue
             found[prof.name] = RegisteredProfile(prof, path, origin)
-    owners: dict[str, str] = {name: name for name in found}
-    for reg in found.values():
+    owners: dict[str, str] = {}
+    ok: dict[str, RegisteredProfile] = {}
+    # Shipped profiles (not replaced) claim their names first, then user profiles by file name.
+    order = sorted(found.values(), key=lambda r: (r.origin != "shipped", r.path.name))
+    for name in [r.profile.name for r in order]:
+        owners.setdefault(name, name)
+    for reg in order:
+        clash = next((a for a in reg.profile.aliases if owners.get(a, reg.profile.name) != reg.profile.name), None)
+        if clash is not None:
+            broken.append(BrokenProfile(reg.path, reg.origin, f"device profile {str(reg.path)!r}: field aliases: "
+                                                               f"{clash!r} already names device {owners[clash]!r}"))
+            continue
         for alias in reg.profile.aliases:
-            other = owners.setdefault(alias, reg.profile.name)
-            if other != reg.profile.name:
-                raise UserError(f"device profile {str(reg.path)!r}: field aliases: {alias!r} already names "
-                                f"device {other!r}")
-    return [found[n] for n in sorted(found)]
+            owners[alias] = reg.profile.name
+        ok[reg.profile.name] = reg
+    return [ok[n] for n in sorted(ok)], sorted(broken, key=lambda b: str(b.path))
+
+
+def list_profiles() -> list[RegisteredProfile]:
+    """Every usable profile, sorted by name; broken ones are skipped with a BrokenProfileWarning."""
+    profiles, broken = scan_profiles()
+    for b in broken:
+        _warn_broken(b)
+    return profiles
+
+
+def taken_names(exclude: str | None = None) -> dict[str, str]:
+    """Every name and alias in use, mapped to the device holding it (``exclude``: a device being rewritten)."""
+    profiles, _ = scan_profiles()
+    taken: dict[str, str] = {}
+    for reg in profiles:
+        if reg.profile.name == exclude:
+            continue
+        for n in (reg.profile.name, *reg.profile.aliases):
+            taken.setdefault(n, reg.profile.name)
+    return taken
+
+
+def check_names_free(name: str, aliases=(), replaces: str | None = None) -> None:
+    """UserError before anything is written when ``name`` or an alias already names another device.
+
+    ``replaces``: the device this write updates (its own name and aliases are free to reuse); a new
+    user profile may also take a shipped profile's name to replace it.
+    """
+    taken = taken_names(exclude=replaces or name)
+    for n in (name, *aliases):
+        key = str(n).strip().lower()
+        owner = taken.get(key)
+        if owner is not None and owner != name:
+            what = "device name" if key == name else "alias"
+            raise UserError(f"{what} {key!r} is already taken by device {owner!r}; choose another "
+                            f"(see nas devices)")
 
 
 def describe_known(profiles: list[RegisteredProfile]) -> str:
@@ -142,8 +226,13 @@ def describe_known(profiles: list[RegisteredProfile]) -> str:
 
 def find_profile(name: str) -> RegisteredProfile:
     """The registered profile of that name or alias; a UserError lists the known ones."""
-    profiles = list_profiles()
+    profiles, broken = scan_profiles()
     key = name.strip().lower()
+    for b in broken:
+        if key == b.name and not any(key == r.profile.name or key in r.profile.aliases for r in profiles):
+            raise UserError(f"device {key!r} is broken and skipped: {b.reason}")
+    for b in broken:
+        _warn_broken(b)
     for reg in profiles:
         if key == reg.profile.name or key in reg.profile.aliases:
             return reg
@@ -154,4 +243,6 @@ def find_profile(name: str) -> RegisteredProfile:
 def get_profile(name: str | DeviceProfile) -> DeviceProfile:
     if isinstance(name, DeviceProfile):
         return name
+    if not isinstance(name, str):
+        raise UserError(f"a device must be a name or a DeviceProfile, got {type(name).__name__}")
     return find_profile(name).profile

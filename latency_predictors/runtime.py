@@ -25,6 +25,8 @@ import numpy as np
 
 from search_spaces.errors import UserError
 
+from .ort_telemetry import import_onnxruntime
+
 PROVIDERS = ("cpu", "cuda")
 PRECISIONS = ("fp32", "int8")
 ONNX_OPSET = 17
@@ -107,6 +109,7 @@ def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: 
     ARM. A few random inputs calibrate the activation ranges: latency does not depend on the values.
     """
     import onnx
+    import_onnxruntime()  # telemetry off before the quantizer's import loads onnxruntime
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
 
     class _Reader(CalibrationDataReader):
@@ -138,7 +141,7 @@ class OrtTimer:
     """One ONNX Runtime session with its input and output bound, timed with a wall clock."""
 
     def __init__(self, session, x: np.ndarray, device: str):
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.session = session
         self.binding = session.io_binding()
@@ -173,7 +176,7 @@ class OrtBackend:
     engine = "onnxruntime"
 
     def __init__(self, settings: RuntimeSettings):
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.settings = settings
         self.version = ort.__version__
@@ -182,7 +185,7 @@ class OrtBackend:
             raise UserError(f"ONNX Runtime {ort.__version__} here has no {self.execution_provider}")
 
     def session_options(self):
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         # A pool per session (a process-wide pool would break every other ONNX Runtime user in the
         # process, the int8 calibrator included). Workers spin between ops (the deployed default), but
@@ -199,7 +202,7 @@ class OrtBackend:
         return so
 
     def prepare(self, module, input_shape: tuple[int, ...]) -> OrtTimer:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         s = self.settings
         model = onnx_model_bytes(module, input_shape, s.batch)
@@ -263,7 +266,7 @@ class TorchCudaBackend:
 def make_backend(settings: RuntimeSettings):
     """The backend for these settings: ONNX Runtime where it has the provider, else torch on CUDA."""
     if settings.provider == "cuda":
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         if ORT_PROVIDER_NAMES["cuda"] not in ort.get_available_providers():
             return TorchCudaBackend(settings)

@@ -81,9 +81,8 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
 
     from search_spaces.registry import get_space
 
-    from .hostcheck import warn_if_other_host
-    from .measure import (DEFAULT_NET_PLAN, STREAM_VALIDATE, measure_networks, profile_settings, resolve_profile,
-                          sample_archs, store_profile)
+    from .measure import (DEFAULT_NET_PLAN, STREAM_VALIDATE, check_writable_dir, measure_networks, profile_settings,
+                          resolve_profile, sample_archs, store_dir, store_profile)
     from .predictor import LatencyPredictor
     from .profile import ValidationFigures, now_iso
 
@@ -91,7 +90,10 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     if plan.rounds < 2:
         raise UserError("validation needs at least 2 rounds (--rounds) to measure its noise floor")
     prof = resolve_profile(device, out_dir)
-    warn_if_other_host(prof)
+    # Every output is checked before any network is measured (minutes of work).
+    for target in ([store_dir(prof.name, out_dir)] if store else []) + \
+            [Path(p).expanduser().parent for p in (json_path, png_path) if p is not None]:
+        check_writable_dir(target)
     sp = get_space(space)
     settings = profile_settings(prof)
     X = sample_archs(sp, n, seed, STREAM_VALIDATE, resolutions)

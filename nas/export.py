@@ -12,6 +12,7 @@ import torch
 from search_spaces import get_space
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.errors import UserError
+from search_spaces.registry import space_spec
 
 from .io import atomic_write_bytes
 
@@ -37,7 +38,9 @@ def onnx_bytes(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int 
 def check_onnx(data: bytes, model: torch.nn.Module, input_shape: tuple[int, ...], atol: float = 1e-4,
                seed: int = 0) -> float:
     """Max abs difference between ONNX Runtime and torch on a random input; raises above ``atol``."""
-    import onnxruntime as ort
+    from latency_predictors.ort_telemetry import import_onnxruntime
+
+    ort = import_onnxruntime()
 
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, *input_shape), dtype=np.float32))
     with torch.no_grad():
@@ -48,6 +51,18 @@ def check_onnx(data: bytes, model: torch.nn.Module, input_shape: tuple[int, ...]
     if not diff <= atol:
         raise RuntimeError(f"ONNX Runtime output differs from torch by {diff:.2e} (> {atol:.0e})")
     return diff
+
+
+def with_metadata(data: bytes, meta: dict) -> bytes:
+    """The ONNX model with ``meta`` as ``hwnas.<key>`` metadata properties (JSON values)."""
+    import json
+
+    import onnx
+
+    model = onnx.load_from_string(data)
+    for k, v in meta.items():
+        model.metadata_props.add(key=f"hwnas.{k}", value=json.dumps(v, sort_keys=True))
+    return model.SerializeToString()
 
 
 def export(space: str | SearchSpace, arch: Arch, out: str | Path, model: torch.nn.Module | None = None,
@@ -61,16 +76,16 @@ def export(space: str | SearchSpace, arch: Arch, out: str | Path, model: torch.n
     model = sp.build(arch) if model is None else model
     model.eval()
     shape = sp.input_shape(arch)
-    info = {"path": str(out), "space": sp.name, "arch": arch}
+    spec = space_spec(sp)  # the space and its parameters, so the file says which network it is
+    info = {"path": str(out), **spec, "arch": arch}
     if out.suffix == ".onnx":
         data = onnx_bytes(model, shape)
         if check:
             info["ort_max_abs_diff"] = check_onnx(data, model, shape)
-        atomic_write_bytes(out, data)
+        atomic_write_bytes(out, with_metadata(data, {**spec, "space_version": sp.version, "arch": arch}))
     else:
         buf = io.BytesIO()
-        torch.save({"space": sp.name, "space_version": sp.version, "arch": arch,
-                    "state_dict": model.state_dict()}, buf)
+        torch.save({**spec, "space_version": sp.version, "arch": arch, "state_dict": model.state_dict()}, buf)
         atomic_write_bytes(out, buf.getvalue())
     return info
 
@@ -79,7 +94,7 @@ def load_pt(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a model written by ``export(..., 'x.pt')``: (module with weights, arch)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        sp = get_space(ckpt["space"])
+        sp = get_space(ckpt["space"], ckpt.get("space_params"))
         model = sp.build(ckpt["arch"])
         model.load_state_dict(ckpt["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError) as e:

@@ -10,15 +10,20 @@ import numpy as np
 from latency_predictors.importers import import_tables
 from latency_predictors.predictor import LatencyPredictor, predict_latency_ms
 from latency_predictors.profile import DeviceProfile
-from latency_predictors.registry import get_profile, list_profiles, shipped_dir, user_dir
+from latency_predictors.registry import get_profile, scan_profiles, shipped_dir, user_dir
 from search_spaces import get_space
 from search_spaces.base import Arch, SearchSpace
+from search_spaces.counting import macs_params
 
 
 def describe_devices() -> list[dict]:
-    """Every device profile: name, aliases, spaces covered, source, validation error when known."""
+    """Every device profile: name, aliases, spaces covered, source, validation error when known.
+
+    A profile that cannot be used is a row ``{"name", "broken": reason, "origin", "path"}``.
+    """
     rows = []
-    for reg in list_profiles():
+    profiles, broken = scan_profiles()
+    for reg in profiles:
         p = reg.profile
         spaces = {}
         for name, t in p.tables.items():
@@ -33,6 +38,9 @@ def describe_devices() -> list[dict]:
                      "spaces": spaces, "validation": validation,
                      "fit": p.fit.model_dump(exclude_none=True) if p.fit else None,
                      "origin": reg.origin, "path": str(reg.path)})
+    # Skipped files are listed too, so a user sees why a device is missing (never a crash).
+    for b in broken:
+        rows.append({"name": b.name, "broken": b.reason, "origin": b.origin, "path": str(b.path)})
     return rows
 
 
@@ -48,15 +56,24 @@ def latency_predictor(space: str | SearchSpace, device: str | DeviceProfile) -> 
 
 def predict_costs(space: str | SearchSpace, device: str | DeviceProfile,
                   archs: Sequence[Arch] | Arch) -> dict:
-    """Latency (ms), MACs and params of each arch, with the latency's source."""
+    """Latency (ms), MACs and params of each arch, with the latency's source.
+
+    A row's ``latency_source`` is "modelled" when the profile's cost model priced a block its
+    table lacks (e.g. a resolution or width the table was not made for), else the table's source.
+    """
     sp = get_space(space)
     predictor = latency_predictor(sp, device)
     X = sp.encode(archs)
     lat = predictor.predict(X)
-    macs, params = sp.macs(X), sp.params(X)
-    rows = [{"latency_ms": float(l), "macs": int(m), "params": int(p)}
-            for l, m, p in zip(lat, np.asarray(macs), np.asarray(params))]
-    return {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+    macs, params = macs_params(sp, X)
+    # null (None) where the space can neither count nor build the net: unknown, not zero.
+    sources = predictor.source_of_rows(X)
+    rows = [{"latency_ms": float(l), "latency_source": src, "macs": None if np.isnan(m) else int(m),
+             "params": None if np.isnan(p) else int(p)} for l, src, m, p in zip(lat, sources, macs, params)]
+    out = {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+    if sp.space_params():
+        out["space_params"] = sp.space_params()
+    return out
 
 
 def import_table(fmt: str, files: Sequence[str | os.PathLike], device: str,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from search_spaces.errors import UserError
 
@@ -19,11 +20,19 @@ class ArchScore(BaseModel):
     arch: dict[str, Any]
     top1: float = Field(description="estimated ImageNet top-1, as a fraction")
     latency_ms: dict[str, float] = Field(description="predicted latency per target device")
-    macs: float
-    params: float
+    macs: float | None = Field(description="multiply-accumulates; null when the space can neither count nor build it")
+    params: float | None = Field(description="trainable parameters; null when unknown")
     score: float
     measured_latency_ms: dict[str, float] = Field(default_factory=dict,
                                                   description="whole-network measurement here (--verify)")
+
+    @field_validator("macs", "params", mode="before")
+    @classmethod
+    def _unknown_is_null(cls, v):
+        # NaN is how the vectorised counters say "unknown"; JSON has no NaN, so it is stored as null.
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v
 
 
 class TargetInfo(BaseModel):

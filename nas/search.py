@@ -52,11 +52,18 @@ def make_target(device, space: SearchSpace, budget, margin: float = 0.0) -> Targ
     """A Target from a device name / profile / any object with ``predict(X) -> ms``."""
     from latency_predictors.units import parse_latency_ms
 
+    from latency_predictors.predictor import LatencyModel, LatencyPredictor
+    from latency_predictors.profile import DeviceProfile
+
     budget_ms = parse_latency_ms(budget)
-    if callable(getattr(device, "predict", None)) and not hasattr(device, "tables"):
+    # Decided by type, not by attribute names: a device is a name or a DeviceProfile; anything
+    # else must be a latency model (``predict(X) -> ms``), whatever other attributes it carries.
+    if not isinstance(device, (str, DeviceProfile)):
+        if not isinstance(device, LatencyModel):
+            raise UserError(f"a target must be a device name, a DeviceProfile or an object with "
+                            f"predict(X) -> ms, got {type(device).__name__}")
         name = getattr(device, "name", type(device).__name__)
         return Target(str(name), device, budget_ms, margin, getattr(device, "source", "user-supplied predictor"))
-    from latency_predictors.predictor import LatencyPredictor
 
     pred = LatencyPredictor(device, space)
     validation = None
@@ -365,7 +372,9 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     if run_dir is not None:
         result.write(run_dir / "result.json")
         if result.best is not None:  # ready for nas predict / nas export
-            atomic_write_json(run_dir / "best_arch.json", result.best.arch)
+            from .archfile import write_arch_file
+
+            write_arch_file(run_dir / "best_arch.json", sp, result.best.arch)  # records the space
         if plot:
             from .plots import plot_search
 
@@ -390,17 +399,10 @@ def _scores(sp: SearchSpace, objective: Objective, X, acc, lat, score) -> list[A
 
 
 def _macs_params(sp: SearchSpace, X, archs) -> tuple[np.ndarray, np.ndarray]:
-    """MACs and params from the space's block costs; counted on built nets for a space without them."""
-    try:
-        return sp.macs(X), sp.params(X)
-    except NotImplementedError:
-        from search_spaces.counting import count_macs_params
+    """MACs and params from the space's block costs, else counted on built nets; NaN when unknown."""
+    from search_spaces.counting import macs_params
 
-        try:
-            counted = np.array([count_macs_params(sp.build(a), sp.input_shape(a)) for a in archs], np.float64)
-        except NotImplementedError:
-            return np.zeros(len(archs)), np.zeros(len(archs))  # neither costs nor an input shape: unknown
-        return counted[:, 0], counted[:, 1]
+    return macs_params(sp, X)
 
 
 def _result(sp, objective, strat, est, config, archive, history, n_eval, wall_s) -> SearchResult:

@@ -13,7 +13,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -95,6 +95,24 @@ class SearchSpace(ABC):
     def canonical(self, X: np.ndarray) -> np.ndarray:
         """Rewrite choices that do not change the network to one value, so equal nets encode equal."""
         return X
+
+    # ---- space parameters -------------------------------------------------------------------
+    def space_params(self) -> dict[str, Any]:
+        """What makes this instance differ from the registered space of its name (JSON-safe).
+
+        ``{}`` for the registered instance itself. Arch files record it beside the space name
+        (``{"space": NAME, "space_params": {...}, "arch": ...}``), and ``get_space(NAME, params)``
+        rebuilds this very space from it. A parametrised space overrides this and ``with_params``.
+        """
+        return {}
+
+    def with_params(self, params: dict[str, Any]) -> "SearchSpace":
+        """This space with ``params`` (as ``space_params()`` returns them); UserError on unknown ones."""
+        if params:
+            from .errors import UserError
+
+            raise UserError(f"space {self.name!r} takes no parameters, got {', '.join(map(str, params))}")
+        return self
 
     # ---- dict <-> matrix ----------------------------------------------------------------------
     def validate(self, arch: Arch) -> Arch:
@@ -248,3 +266,20 @@ class SearchSpace(ABC):
 def _sum_blocks(per_block: np.ndarray, ids: np.ndarray) -> np.ndarray:
     padded = np.append(per_block, 0)  # index -1 (inactive) lands on the trailing zero
     return padded[ids].sum(axis=1)
+
+
+@runtime_checkable
+class NetConfigReader(Protocol):
+    """A space that reads released nets' layer lists (``nas convert``): the arch, and the space
+    (with its parameters, e.g. the net's own widths) that arch is priced and built in."""
+
+    def from_net_config(self, net_config: dict, image_size: int) -> Arch: ...
+
+    def net_config_space(self, net_config: dict) -> SearchSpace: ...
+
+
+@runtime_checkable
+class NetConfigWriter(Protocol):
+    """A space that writes an arch as a released tool's layer list (``nas convert --space``)."""
+
+    def to_net_config(self, arch: Arch) -> dict: ...

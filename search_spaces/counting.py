@@ -37,3 +37,20 @@ def count_macs_params(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[
         module.train(was_training)
     params = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return int(total[0]), int(params)
+
+
+def macs_params(space, X) -> tuple:
+    """(MACs, params) arrays of the encoded archs ``X``: the space's block costs when it has them,
+    else counted on built nets; NaN (unknown) when it can do neither, never a made-up 0."""
+    import numpy as np
+
+    try:
+        return np.asarray(space.macs(X), np.float64), np.asarray(space.params(X), np.float64)
+    except NotImplementedError:
+        pass
+    archs = space.decode(X)
+    try:
+        counted = np.array([count_macs_params(space.build(a), space.input_shape(a)) for a in archs], np.float64)
+    except NotImplementedError:
+        return np.full(len(archs), np.nan), np.full(len(archs), np.nan)
+    return counted.reshape(len(archs), 2)[:, 0], counted.reshape(len(archs), 2)[:, 1]

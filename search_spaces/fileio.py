@@ -19,8 +19,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     The temp file is created private (0600); the result gets the usual umask-based mode.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a file where a folder should be, a read-only folder or filesystem, ...
+        raise _cannot_write(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -28,11 +31,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _cannot_write(path, e) from None
         raise
     return path
+
+
+def _cannot_write(path: Path, e: OSError):
+    from .errors import UserError
+
+    where = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) != str(path) else ""
+    return UserError(f"cannot write {str(path)!r}: {e.strerror or type(e).__name__}{where}")
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:

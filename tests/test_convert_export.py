@@ -29,6 +29,7 @@ def test_every_released_mobilenetv3_converts_and_builds_layer_by_layer(shared_da
         res = nas.convert(folder)
         sp = get_space(res["space"])
         assert sp.widths.stem == cfg["first_conv"]["out_channels"]
+        assert res["file"] == {"space": res["space"], "arch": res["result"]}  # what --out writes
         arch = res["result"]
         assert arch["r"] == [json.loads((folder / "run.config").read_text())["image_size"]]
         built = sp.build(arch).layer_table()

@@ -45,10 +45,10 @@ def test_proxylessnas_prices_the_four_searched_nets(shared_data):
 def test_proxylessnas_block_keys_follow_the_layer_list(shared_data):
     config = json.loads((shared_data / "proxylessnas" / "proxyless_mobile.config").read_text())
     keys = [str(k) for k in config_block_keys(config)]
-    assert keys[0] == "Conv-input:224x224x3-output:112x112x32"
+    assert keys[0] == "Conv-input:224x224x3-output:112x112x32-hs:0"  # ReLU6, not the grammar's h-swish
     assert keys[1] == "expanded_conv-input:112x112x32-output:112x112x16-expand:1-kernel:3-stride:1-idskip:0"
     assert keys[2] == "expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:5-stride:2-idskip:0"
-    assert keys[-2:] == ["Conv_1-input:7x7x320-output:7x7x1280", "Logits-input:7x7x1280-output:1000"]
+    assert keys[-2:] == ["Conv_1-input:7x7x320-output:7x7x1280-hs:0", "Logits-input:7x7x1280-output:1000"]
     blocks = sum(b["mobile_inverted_conv"]["name"] != "ZeroLayer" for b in config["blocks"])
     assert len(keys) == 1 + blocks + 2
 

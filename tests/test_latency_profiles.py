@@ -132,19 +132,31 @@ def test_cli_missing_entry(device_dir, nas_cli, tmp_path):
     (lambda d: d.pop("source"), ["bad.yaml", "field source"]),
     (lambda d: d.update(name="other"), ["bad.yaml", "field name"]),
 ])
-def test_cli_malformed_profile_names_file_and_field(device_dir, nas_cli, edit, needles):
+def test_cli_malformed_profile_names_file_and_field(device_dir, nas_cli, edit, needles, tmp_path):
     data = yaml.safe_load(write_toy(device_dir).read_text())
     (device_dir / "toy.yaml").unlink()
     data["name"] = "bad"
     edit(data)
     (device_dir / "bad.yaml").write_text(yaml.safe_dump(data))
-    one_line_error(nas_cli("devices"), *needles)
+    listed_as_broken(nas_cli, tmp_path, "bad", *needles)
 
 
-def test_cli_profile_that_is_not_yaml(device_dir, nas_cli):
+def listed_as_broken(nas_cli, tmp_path, name, *needles):
+    """A broken profile no longer blocks `nas devices`: it is listed as broken with the file and field,
+    and asking for it by name is the one-line error that names them."""
+    code, out, err = nas_cli("devices")
+    assert code == 0 and f"{name} - BROKEN" in out and "pixel1" in out, (out, err)
+    for n in needles:
+        assert n in out, out
+    arch = tmp_path / "a.json"
+    arch.write_text(json.dumps(SPACE.decode(archs_at(RES, 1))[0]))
+    one_line_error(nas_cli("predict", "--space", "ofa", "--device", name, "--arch", arch), *needles)
+
+
+def test_cli_profile_that_is_not_yaml(device_dir, nas_cli, tmp_path):
     device_dir.mkdir(parents=True)
     (device_dir / "broken.yaml").write_text("name: broken\nsource: [unclosed\n")
-    one_line_error(nas_cli("devices"), "broken.yaml", "not valid YAML")
+    listed_as_broken(nas_cli, tmp_path, "broken", "broken.yaml", "not valid YAML")
 
 
 def test_every_latency_command_has_an_example(nas_cli):

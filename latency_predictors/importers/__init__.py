@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from search_spaces.errors import UserError
 
 from ..profile import DeviceProfile, Hardware, Source, now_iso
-from ..registry import RegisteredProfile, find_profile, load_profile, save_profile, user_dir
+from ..registry import RegisteredProfile, check_names_free, find_profile, load_profile, save_profile, user_dir
 from .common import ImportedTables
 from .ofa import read_ofa_tables
 from .proxylessnas import config_block_keys, price_block_keys, read_mobile_trim
@@ -56,6 +56,8 @@ def import_tables(fmt: str, files: Sequence[str | os.PathLike], device: str,
     of that name keeps its other spaces; the imported spaces are replaced.
     """
     device = device.strip().lower()
+    aliases = [str(a).strip().lower() for a in aliases]
+    check_names_free(device, aliases)  # before anything is read or written
     imported = read_tables(fmt, files)
     out = Path(out_dir).expanduser() if out_dir is not None else user_dir()
     source = Source(kind="imported", provenance=imported.provenance, citations=imported.citations,

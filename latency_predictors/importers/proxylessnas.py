@@ -43,13 +43,23 @@ def read_mobile_trim(paths: list[Path]) -> ImportedTables:
     if len(paths) != 1:
         raise UserError(f"--format proxylessnas takes one lookup-table YAML (mobile_trim.yaml), got {len(paths)}")
     path = paths[0]
-    entries = read_mean_table(path, "ProxylessNAS lookup table")
+    # ProxylessNAS's plain convs are ReLU6; the key grammar reads a Conv without ``hs`` as h-swish
+    # (Once-for-All's convention), so their keys state hs:0, as the proxyless space's keys do.
+    entries = {str(relu6_key(BlockKey.parse(k))): v
+               for k, v in read_mean_table(path, "ProxylessNAS lookup table").items()}
     return ImportedTables(
         tables={SPACE: SpaceTable(entries=entries)}, citations=[CITATION],
         provenance=("ProxylessNAS mobile lookup table (mean of each block's runs, TFLite, 224x224 input), "
                     "imported by `nas import-table --format proxylessnas`"),
         files=[source_file(path)], runtime=Runtime(engine="tflite", batch=1),
         device="Google Pixel 1" if "mobile" in path.name else None)
+
+
+def relu6_key(key: BlockKey) -> BlockKey:
+    """A ProxylessNAS ``Conv``/``Conv_1``/``Conv_2`` key with ``hs:0`` stated (its convs are ReLU6)."""
+    if key.op in ("Conv", "Conv_1", "Conv_2") and "hs" not in {k for k, _ in key.params}:
+        return BlockKey(key.op, key.input, key.output, key.params + (("hs", 0),))
+    return key
 
 
 def _mbconv_key(size: int, cin: int, cout: int, expand: int, kernel: int, stride: int, idskip: int) -> BlockKey:
@@ -87,7 +97,7 @@ def config_block_keys(config: dict, widths: str = "space") -> list[BlockKey]:
             raise UserError(f"a ProxylessNAS mobile-space net has {1 + sum(STAGE_CELLS)} blocks, this one {len(blocks)}")
         stem_out, mix_in, mix_out, n_classes = STEM_CHANNELS, STAGE_WIDTHS[-1], FEATURE_MIX, N_CLASSES
     size = (IMAGE_SIZE - 1) // 2 + 1
-    keys = [BlockKey("Conv", (IMAGE_SIZE, IMAGE_SIZE, 3), (size, size, stem_out))]
+    keys = [BlockKey("Conv", (IMAGE_SIZE, IMAGE_SIZE, 3), (size, size, stem_out), (("hs", 0),))]
     # Slot layout of the searched space: (stage, first-of-stage) for every block after the first.
     layout = [(s, j == 0) for s, n in enumerate(STAGE_CELLS) for j in range(n)]
     for i, block in enumerate(blocks):
@@ -114,7 +124,7 @@ def config_block_keys(config: dict, widths: str = "space") -> list[BlockKey]:
         key = _mbconv_key(size, c_in, c_out, expand, kernel, stride, idskip)
         keys.append(key)
         size = key.output[0]
-    keys.append(BlockKey("Conv_1", (size, size, mix_in), (size, size, mix_out)))
+    keys.append(BlockKey("Conv_1", (size, size, mix_in), (size, size, mix_out), (("hs", 0),)))
     keys.append(BlockKey("Logits", (size, size, mix_out), (n_classes,)))
     return keys
 

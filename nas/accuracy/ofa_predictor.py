@@ -8,6 +8,8 @@ zeros. The output is top-1 as a fraction.
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,10 @@ class OFAAccuracyPredictor:
         if not path.is_file():
             raise UserError(f"OFA predictor file {str(path)!r} does not exist")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch warns about a plain pickle's protocol before refusing it: the refusal below says it.
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
             raise UserError(f"{str(path)!r} is not a readable torch state dict ({type(e).__name__})") from None
         shapes = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     # a warning is one line naming the command, not Python's "file:line: Category" plus source line
     saved = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *a, **k: f"{prog}: warning: {_one_line(str(message))}\n"
+    # ONNX Runtime's telemetry is off unless the user opts in; it must be set before onnxruntime is
+    # imported (see latency_predictors/ort_telemetry.py), and Ray workers inherit it.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         return int(args.func(args) or 0)
     except UserError as e:

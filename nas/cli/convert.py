@@ -13,7 +13,8 @@ def register(sub):
         "nas convert ofa_nets/flops-389M/ --out arch.json", run)
     p.add_argument("source", help="net.config file, a folder holding net.config [+ run.config], or an arch JSON")
     p.add_argument("--resolution", type=int, help="image size when converting a net.config without run.config")
-    p.add_argument("--space", help="target space when converting an arch to a net.config (e.g. ofa)")
+    p.add_argument("--space", help="the space to read the net.config in (default: every space that reads one), "
+                                   "or of an arch file that does not name its space (e.g. ofa)")
     p.add_argument("--out", help="write the result here (atomically) instead of printing it")
 
 
@@ -23,8 +24,9 @@ def run(args) -> int:
 
     result = convert(args.source, resolution=args.resolution, space=args.space)
     if args.out:
-        atomic_write_json(args.out, result["result"])
-        print(f"wrote {args.out} ({result['kind']}, space {result['space']})")
+        atomic_write_json(args.out, result["file"])
+        params = " with its own widths (space_params)" if result.get("space_params") else ""
+        print(f"wrote {args.out} ({result['kind']}, space {result['space']}{params})")
     else:
-        print_json(result["result"])
+        print_json(result["file"])
     return 0

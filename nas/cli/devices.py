@@ -47,6 +47,10 @@ def run(args) -> int:
               f"(user profiles: {dirs['user']}, set HWNAS_DEVICE_DIR to change)")
         return 0
     for row in rows:
+        if "broken" in row:
+            print(f"{row['name']} - BROKEN, skipped ({row['origin']} profile {row['path']})")
+            print(f"  {row['broken']}")
+            continue
         aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
         what = f" - {row['device']}" if row["device"] else ""
         print(f"{row['name']}{aliases}{what}")

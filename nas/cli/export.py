@@ -7,22 +7,22 @@ from . import add_command, print_json
 
 def register(sub):
     p = add_command(sub, "export", "Export an arch as ONNX (verified in ONNX Runtime) or .pt (state dict + arch).",
-                    "nas export --space ofa --arch arch.json --out model.onnx", run)
-    p.add_argument("--space", required=True, help="search space name (see nas spaces)")
+                    "nas export --arch arch.json --out model.onnx   (--space ofa for a bare arch)", run)
+    p.add_argument("--space", help="search space name (see nas spaces); default: the space the arch file names")
     p.add_argument("--arch", required=True, help="JSON file holding one arch")
     p.add_argument("--out", required=True, help="output path ending in .onnx or .pt")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args) -> int:
+    from nas.archfile import read_arch_file, space_of
     from nas.export import export
-    from nas.io import read_archs
     from search_spaces.errors import UserError
 
-    archs = read_archs(args.arch)
-    if len(archs) != 1:
-        raise UserError(f"arch file {args.arch!r} holds {len(archs)} archs; export takes exactly one")
-    info = export(args.space, archs[0], args.out)
+    af = read_arch_file(args.arch)
+    if len(af.archs) != 1:
+        raise UserError(f"arch file {args.arch!r} holds {len(af.archs)} archs; export takes exactly one")
+    info = export(space_of(af, args.space), af.archs[0], args.out)
     if args.json:
         print_json(info)
     else:

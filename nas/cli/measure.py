@@ -12,7 +12,7 @@ def register(sub):
                     "batch, precision, provider), next to the profile's prediction.",
                     "nas measure --device x86 --space ofa --arch archs.json", run)
     p.add_argument("--device", required=True, help="device name or alias of a measured profile (see nas devices)")
-    p.add_argument("--space", required=True, help="search space name (see nas spaces)")
+    p.add_argument("--space", help="search space name (see nas spaces); default: the space the arch file names")
     p.add_argument("--arch", required=True, help="JSON file holding one arch or a list of archs")
     add_plan_args(p, rounds=5, reps=10, warmup=2)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -20,9 +20,10 @@ def register(sub):
 
 def run(args) -> int:
     from latency_predictors.measure import measure_device
-    from nas.io import read_archs
+    from nas.archfile import read_arch_file, space_of
 
-    res = measure_device(args.device, args.space, read_archs(args.arch), plan_of(args), progress=not args.quiet)
+    af = read_arch_file(args.arch)
+    res = measure_device(args.device, space_of(af, args.space), af.archs, plan_of(args), progress=not args.quiet)
     rows = [{"arch": a, "measured_ms": round(float(m), 4), "predicted_ms": None if p != p else round(float(p), 4),
              "spread_pct": round(float(s), 2), "round_ms": [round(float(v), 4) for v in r]}
             for a, m, p, s, r in zip(res["archs"], res["ms"], res["predicted_ms"], res["spread_pct"], res["round_ms"])]

@@ -183,7 +183,7 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         score = f"  {s.score:>7.4f}" if result.reward != "hard" else ""
         lines.append(f"{i:>4}{score}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
                      + "".join(f"  {s.measured_latency_ms[d]:>16.2f}" for d in measured)
-                     + f"  {s.macs / 1e6:>8.1f}  {s.params / 1e6:>8.2f}")
+                     + f"  {_millions(s.macs, 8, 1)}  {_millions(s.params, 8, 2)}")
     lines += ["", "best arch:", to_json(result.best.arch)]
     for n in result.notes:
         lines.append(f"note: {n}")
@@ -191,3 +191,8 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         f", plot: {run_dir / 'search.png'}" if (run_dir / "search.png").exists() else "")
         + (f", model: {exported}" if exported else ""))
     return "\n".join(lines)
+
+
+def _millions(x: float | None, width: int, digits: int) -> str:
+    """x / 1e6 for the table; '-' when the space cannot count it (macs/params null)."""
+    return f"{'-':>{width}}" if x is None else f"{x / 1e6:>{width}.{digits}f}"

@@ -229,6 +229,6 @@ def summarize_search(result: dict) -> dict:
     best = result.get("best") or {}
     dev = result["targets"][0]["device"]
     return {"best_top1": best.get("top1"), "best_latency_ms": (best.get("latency_ms") or {}).get(dev),
-            "best_macs_m": best["macs"] / 1e6 if best else None, "n_evaluated": result["n_evaluated"],
+            "best_macs_m": best["macs"] / 1e6 if best.get("macs") is not None else None, "n_evaluated": result["n_evaluated"],
             "pareto_size": len(result.get("pareto", [])), "search_wall_s": result["wall_time_s"],
             "device": dev}

@@ -231,6 +231,10 @@ class OFASpace(SearchSpace):
 
         return net_config_to_arch(self, net_config, image_size)
 
+    def net_config_space(self, net_config: dict) -> "OFASpace":
+        """The space a net config's arch belongs to: this one (``from_net_config`` checks the widths)."""
+        return self
+
     def to_net_config(self, arch: Arch) -> dict:
         from .netconfig import arch_to_net_config
 
