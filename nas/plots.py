@@ -30,7 +30,8 @@ def plot_search(result: SearchResult, path: str | Path) -> Path:
     ax1.set_ylabel(f"estimated top-1 (%) [{result.accuracy.get('name', '')}]")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    ax2.plot([h["n_evaluated"] for h in result.history], [100 * h["best_top1"] for h in result.history])
+    hist = [h for h in result.history if "best_top1" in h]  # none before the first feasible arch
+    ax2.plot([h["n_evaluated"] for h in hist], [100 * h["best_top1"] for h in hist])
     ax2.set_xlabel("archs evaluated")
     ax2.set_ylabel("best top-1 so far (%)")
     ax2.set_title(f"{result.strategy} on {result.space}, seed {result.seed}", fontsize=9)

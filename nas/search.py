@@ -94,7 +94,7 @@ def _one_dim_variants(grid: SearchGrid, anchor: np.ndarray) -> np.ndarray:
 
 
 def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Generator):
-    """(grid narrowed to the values every target can price, lowest latency per target).
+    """(grid narrowed to the values every target can price, lowest latency per target, archs priced).
 
     Starting from the fastest priced arch among the smallest arch's one-dim variants and random
     samples, a searched value stays when setting it there still gives a priced arch. Strategies
@@ -104,12 +104,12 @@ def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Gener
     """
     base = grid.canonical(grid.table[:, 0].copy()[None, :])
     if objective.latency_cost_s > 0:
-        return grid, objective.latency(base)[0]
+        return grid, objective.latency(base)[0], 1
     X = np.concatenate([_one_dim_variants(grid, base[0]), grid.sample(rng, 2048)])
     lat = objective.latency(X)
     priced = np.isfinite(lat).all(axis=1)
     if not priced.any():
-        return grid, np.full(len(objective.targets), np.nan)
+        return grid, np.full(len(objective.targets), np.nan), len(X)
     anchor = X[priced][np.argmin(lat[priced].max(axis=1))]
     V = _one_dim_variants(grid, anchor)
     lat_v = objective.latency(V)
@@ -121,9 +121,10 @@ def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Gener
         start += grid.counts[j]
     both = np.concatenate([lat[priced], lat_v[ok]])
     lowest = both.min(axis=0)
+    n_priced = len(X) + len(V)
     if all(len(k) == c for k, c in zip(keep, grid.counts)):
-        return grid, lowest
-    return grid.narrow(keep), lowest
+        return grid, lowest, n_priced
+    return grid.narrow(keep), lowest, n_priced
 
 
 def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accuracy="published",
@@ -160,7 +161,7 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
     strat = get_strategy(strategy if strategy is not None else default_strategy(est), **(strategy_params or {}))
     objective = Objective(sp, est, tgts, reward=reward, w=w)
 
-    grid, lowest = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
+    grid, lowest, n_setup_priced = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
     resolved = strat.resolve(int(budget), grid.n_dims)
     if objective.constrained():
         for t, lo in zip(tgts, lowest):
@@ -195,6 +196,7 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
     outcome = run_search(sp, grid, objective, strat, resolved, int(budget), int(seed), int(top_k),
                          run_dir, resume, cbs, fingerprint)
     wall_s = outcome.elapsed_before_s + time.perf_counter() - t0
+    outcome.counters["n_latency_rows"] += n_setup_priced
     result = _result(sp, objective, resolved, est, config, outcome, wall_s)
     if verify:
         from .verify import verify_result
@@ -256,10 +258,9 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
     hist = []
     for r in history:
         row = {"n_evaluated": r[0], "best_score": r[1], "best_top1": r[2], "best_latency_ms": r[3],
-               "n_proposed": r[4]}
-        if np.isfinite(r[5]):
-            row["surrogate_rank_corr"] = r[5]
-        hist.append(row)
+               "n_proposed": r[4], "surrogate_rank_corr": r[5]}
+        # before the first feasible arch there is no best yet: keys left out (JSON has no NaN)
+        hist.append({k: float(v) for k, v in row.items() if np.isfinite(v)})
     n_eval = counters["n_evaluated"]
     acc_cost, lat_cost = objective.accuracy_cost_s, objective.latency_cost_s
     cost = {"accuracy_evaluations": n_eval, "latency_evaluations": counters["n_latency_rows"],

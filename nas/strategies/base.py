@@ -47,7 +47,8 @@ class Param:
 
     def describe(self) -> str:
         if self.choices:
-            return "|".join(map(str, self.choices))
+            c = [str(x) for x in self.choices]
+            return c[0] if len(c) == 1 else f"{', '.join(c[:-1])} or {c[-1]}"
         kind = self.kind.__name__
         if self.lo is not None and self.hi is not None:
             return f"{kind} in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
