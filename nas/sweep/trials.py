@@ -148,9 +148,6 @@ class SearchTrial(BaseModel):
         return _accepted("reward", v, list(REWARDS))
 
 
-OPTUNA_DB = "optuna.db"
-
-
 @register_trial_kind("search", SearchTrial)
 def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None]) -> dict:
     """One search in ``work_dir`` (its run folder), resumed from its checkpoint when there is one."""
@@ -158,10 +155,8 @@ def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None
 
     import nas
 
+    # (Optuna strategies need no storage: the run folder's checkpoint holds every told trial)
     sp = dict(params["strategy_params"].get(params["strategy"], {}))
-    if params["strategy"].startswith("optuna-") and "storage" not in sp:
-        # SQLite in the run folder; the URL is relative so a trial moved to another node still matches
-        sp["storage"] = f"sqlite:///{OPTUNA_DB}"
     cwd = os.getcwd()
     os.chdir(work_dir)
     try:
