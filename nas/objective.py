@@ -9,6 +9,7 @@ hard form alpha = 0, beta = -1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +17,28 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 REWARDS = ("hard", "mnas", "mnas-hard")
+
+
+@runtime_checkable
+class DeclaresCost(Protocol):
+    """An estimator or latency predictor whose calls are expensive: ``cost_s`` seconds per arch.
+
+    An accuracy estimator that declares a cost (a supernet, training) makes ``predictor-evolution``
+    the default strategy; a latency predictor that declares one (a whole-network measurement) is
+    priced sparingly: each distinct arch once, and no bulk sampling to narrow the space.
+    """
+
+    cost_s: float
+
+
+def cost_s(obj) -> float:
+    """Seconds per arch the object declares (0 when it declares none)."""
+    if isinstance(obj, DeclaresCost):
+        try:
+            return max(float(obj.cost_s), 0.0)
+        except (TypeError, ValueError):
+            raise UserError(f"cost_s of {type(obj).__name__} must be a number of seconds, got {obj.cost_s!r}") from None
+    return 0.0
 
 
 @dataclass
@@ -30,6 +53,10 @@ class Target:
     expected_error: dict | None = None
 
     @property
+    def cost_s(self) -> float:
+        return cost_s(self.predictor)
+
+    @property
     def limit_ms(self) -> float:
         return self.budget_ms * (1.0 - self.margin)
 
@@ -42,6 +69,24 @@ class Evaluation:
     lat_ms: np.ndarray
     feasible: np.ndarray
     score: np.ndarray
+
+
+@dataclass
+class Told(Evaluation):
+    """What the runner tells a strategy about its proposals, row for row.
+
+    ``new``: scored now (counted against the budget); ``known``: accuracy known (new or cached).
+    Rows not known (over budget, unpriced, past the budget) have acc NaN and score -inf.
+    """
+
+    new: np.ndarray = None
+    known: np.ndarray = None
+
+
+def allowed(objective: "Objective", lat_ms: np.ndarray) -> np.ndarray:
+    """Candidates worth an accuracy evaluation: priced everywhere, and within budget if constrained."""
+    ok = np.isfinite(lat_ms).all(axis=1)
+    return ok & objective.within(lat_ms) if objective.constrained() else ok
 
 
 @dataclass
@@ -69,6 +114,15 @@ class Objective:
     def latency(self, X: np.ndarray) -> np.ndarray:
         """(n, n_targets) predicted ms; cheap, so strategies call it freely to filter candidates."""
         return np.stack([np.asarray(t.predictor.predict(X), dtype=np.float64) for t in self.targets], axis=1)
+
+    @property
+    def latency_cost_s(self) -> float:
+        """Declared seconds to price one arch on every target (0: a table or model, free)."""
+        return float(sum(t.cost_s for t in self.targets))
+
+    @property
+    def accuracy_cost_s(self) -> float:
+        return cost_s(self.accuracy)
 
     def within(self, lat_ms: np.ndarray) -> np.ndarray:
         limits = np.array([t.limit_ms for t in self.targets])

@@ -32,14 +32,15 @@ def plot_search(result: SearchResult, path: str | Path) -> Path:
     ax1.set_ylabel(f"estimated top-1 (%) [{result.accuracy.get('name', '')}]")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    n = [h["n_evaluated"] for h in result.history]
+    hist = [h for h in result.history if "best_top1" in h]  # none before the first feasible arch
+    n = [h["n_evaluated"] for h in hist]
     if result.reward == "hard":
-        ax2.plot(n, [100 * h["best_top1"] for h in result.history])
+        ax2.plot(n, [100 * h["best_top1"] for h in hist])
         ax2.set_ylabel("best top-1 so far (%)")
     else:
         # MnasNet's rewards trade accuracy for latency: the best arch so far is the best *reward*
         # so far (monotone); its top-1 may well go down when a faster arch wins
-        ax2.plot(n, np.fmax.accumulate([h["best_score"] for h in result.history]))
+        ax2.plot(n, np.fmax.accumulate([h["best_score"] for h in hist]))
         ax2.set_ylabel(f"best {result.reward} reward so far")
     ax2.set_xlabel("archs evaluated")
     ax2.set_title(f"{result.strategy} on {result.space}, seed {result.seed}", fontsize=9)

@@ -56,7 +56,9 @@ class SearchResult(BaseModel):
     w: float | None = None
     targets: list[TargetInfo]
     budget: int
-    n_evaluated: int
+    n_evaluated: int  # distinct archs whose accuracy was estimated (what the budget counts)
+    n_proposed: int | None = None  # proposals told to the strategy, re-proposals (free) included
+    cost: dict[str, Any] | None = None  # accuracy and latency evaluations, and their declared seconds
     seed: int
     best: ArchScore | None
     top_k: list[ArchScore]

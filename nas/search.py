@@ -7,11 +7,8 @@ atomically to ``checkpoint.npz`` in the run folder, and a resumed run continues 
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,14 +20,22 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from .accuracy import describe, get_estimator
-from .io import atomic_write_bytes, atomic_write_json, read_json
-from .objective import Objective, Target
+from .io import atomic_write_json, read_json
+from .objective import Objective, Target, cost_s
 from .run_folder import holds_run_folder
 from .results import ArchScore, SearchResult, TargetInfo, versions
-from .strategies import Strategy, get_strategy
+from .run import Archive, Progress, SearchGrid, run_search  # noqa: F401  (Archive, Progress: public here too)
+from .run.checkpoint import peek_finished
+from .strategies import get_strategy
 
 DEFAULT_BUDGET = 20_000
-CHECKPOINT_EVERY_S = 0.5
+DEFAULT_STRATEGY = "evolution"            # for free estimators (tables, predictors)
+DEFAULT_STRATEGY_EXPENSIVE = "predictor-evolution"  # for estimators that declare a cost (cost_s > 0)
+
+
+def default_strategy(estimator) -> str:
+    """``predictor-evolution`` when the estimator declares itself expensive, else ``evolution``."""
+    return DEFAULT_STRATEGY_EXPENSIVE if cost_s(estimator) > 0 else DEFAULT_STRATEGY
 
 
 # ---- targets ---------------------------------------------------------------------------------
@@ -85,223 +90,53 @@ def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-# ---- archive ---------------------------------------------------------------------------------
-@dataclass
-class Archive:
-    """Top-k by score and the accuracy/latency Pareto front over everything evaluated."""
-
-    k: int
-    n_dims: int
-    n_targets: int
-    arrays: dict = field(default_factory=dict)
-    # With MnasNet's hard reward an arch over budget can still out-score every arch within it;
-    # the reported best is then the best one within budget (when there is one).
-    limits_ms: np.ndarray | None = None
-
-    def __post_init__(self):
-        if not self.arrays:
-            for part in ("top", "front"):
-                self.arrays[f"{part}_X"] = np.empty((0, self.n_dims), np.int64)
-                self.arrays[f"{part}_acc"] = np.empty(0)
-                self.arrays[f"{part}_lat"] = np.empty((0, self.n_targets))
-                self.arrays[f"{part}_score"] = np.empty(0)
-
-    def add(self, X, ev):
-        a = self.arrays
-        for part, select in (("top", self._top), ("front", self._front)):
-            X2 = np.concatenate([a[f"{part}_X"], X])
-            acc = np.concatenate([a[f"{part}_acc"], ev.acc])
-            lat = np.concatenate([a[f"{part}_lat"], ev.lat_ms])
-            score = np.concatenate([a[f"{part}_score"], ev.score])
-            _, first = np.unique(_row_hash(X2), return_index=True)
-            keep = select(acc[first], lat[first], score[first])
-            idx = first[keep]
-            a[f"{part}_X"], a[f"{part}_acc"], a[f"{part}_lat"], a[f"{part}_score"] = X2[idx], acc[idx], lat[idx], score[idx]
-
-    def _top(self, acc, lat, score):
-        keys = [lat[:, 0], -score]  # best score first; ties: faster first
-        if self.limits_ms is not None:
-            keys.append(~(lat <= self.limits_ms[None, :]).all(axis=1))
-        order = np.lexsort(keys)
-        return order[np.isfinite(score[order])][: self.k]
-
-    @staticmethod
-    def _front(acc, lat, score):
-        """Non-dominated in (accuracy up, first target's latency down), among scored archs."""
-        ok = np.flatnonzero(np.isfinite(score) & np.isfinite(lat[:, 0]))
-        order = ok[np.lexsort((-acc[ok], lat[ok, 0]))]
-        best_before = np.maximum.accumulate(np.concatenate([[-np.inf], acc[order]]))[:-1]
-        return order[acc[order] > best_before]
-
-
-_HASH_MULT = np.random.default_rng(20190101).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
-
-
-def _row_hash(X: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row (random odd multipliers, wrapping): de-duplication without a row sort."""
-    with np.errstate(over="ignore"):
-        return X.astype(np.uint64) @ _HASH_MULT[: X.shape[1]]
-
-
-# ---- the loop --------------------------------------------------------------------------------
-class Progress:
-    """Progress lines on stderr, at most one a second (a single updating line on a terminal)."""
-
-    def __init__(self, budget: int, stream=sys.stderr):
-        self.budget, self.stream = budget, stream
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.tty = stream.isatty()
-        self.first = None  # (time, n_evaluated) at the first report: the rate is measured from there
-
-    def __call__(self, info: dict):
-        now = time.perf_counter()
-        n = info["n_evaluated"]
-        done = n >= self.budget
-        if self.first is None:
-            # start-up (imports, tables, the first population) and what a resumed run had already
-            # done say nothing about the rate: the ETA counts from the first generation on
-            self.first = (now, n)
-        if now - self.last < 1.0 and not done:
-            return
-        self.last = now
-        el = now - self.t0
-        t1, n1 = self.first
-        eta = f"{(now - t1) / (n - n1) * (self.budget - n):.1f}s" if n > n1 else "--"
-        line = (f"gen {info['generation']:>4}  evaluated {n:>7}/{self.budget}  "
-                f"best top-1 {100 * info['best_top1']:.2f}%  latency {info['best_latency_ms']:.2f} ms  "
-                f"elapsed {el:.1f}s  eta {eta}")
-        self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
-        self.stream.flush()
-
-
-def _save_checkpoint(path: Path, state: dict, archive: Archive, history: list, counters: dict,
-                     rng: np.random.Generator, fingerprint: str):
-    arrays = {f"state/{k}": v for k, v in state.items()}
-    arrays.update({f"archive/{k}": v for k, v in archive.arrays.items()})
-    arrays["history"] = np.array(history, dtype=np.float64).reshape(-1, 4)
-    arrays["counters"] = np.array([counters["n_evaluated"], counters["generation"]], np.int64)
-    arrays["rng"] = np.array(json.dumps(rng.bit_generator.state))
-    arrays["fingerprint"] = np.array(fingerprint)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _load_checkpoint(path: Path, fingerprint: str, archive: Archive, rng: np.random.Generator):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise UserError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}); delete it to start over") from None
-    if str(data["fingerprint"]) != fingerprint:
-        raise UserError(f"checkpoint {str(path)!r} belongs to a different search configuration; "
-                        "resume with the same settings or use another --out")
-    rng.bit_generator.state = json.loads(str(data["rng"]))
-    state = {k[len("state/"):]: v for k, v in data.items() if k.startswith("state/")}
-    archive.arrays = {k[len("archive/"):]: v for k, v in data.items() if k.startswith("archive/")}
-    history = [list(r) for r in data["history"]]
-    n_eval, gen = (int(v) for v in data["counters"])
-    return state, history, {"n_evaluated": n_eval, "generation": gen}
-
-
-def run_search(space: SearchSpace, objective: Objective, strategy: Strategy, budget: int, seed: int,
-               top_k: int = 5, run_dir: Path | None = None, resume: bool = False,
-               callbacks: Sequence[Callable[[dict], None]] = (), fingerprint: str = "") -> tuple[Archive, list, int]:
-    """The generation loop. Returns the archive, the history rows and the number evaluated."""
-    # Populations are small matrices: BLAS threads only add hand-off cost (60x slower on a busy
-    # 2-core machine), so the loop runs single-threaded BLAS.
-    from threadpoolctl import ThreadpoolController
-
-    with ThreadpoolController().limit(limits=1, user_api="blas"):
-        return _loop(space, objective, strategy, budget, seed, top_k, run_dir, resume, callbacks, fingerprint)
-
-
-def _loop(space, objective, strategy, budget, seed, top_k, run_dir, resume, callbacks, fingerprint):
-    rng = np.random.default_rng(seed)
-    archive = Archive(top_k, len(space.dims), len(objective.targets),
-                      limits_ms=np.array([t.limit_ms for t in objective.targets])
-                      if objective.reward == "mnas-hard" else None)
-    ckpt = run_dir / "checkpoint.npz" if run_dir is not None else None
-    last_save = time.perf_counter()
-
-    def absorb(X, ev):
-        archive.add(X, ev)
-        counters["n_evaluated"] += len(X)
-        a = archive.arrays
-        best = (a["top_acc"][0], a["top_lat"][0, 0], a["top_score"][0]) if len(a["top_acc"]) else (
-            np.nan, np.nan, np.nan)
-        history.append([counters["n_evaluated"], best[2], best[0], best[1]])
-
-    if resume and ckpt is not None and ckpt.is_file():
-        state, history, counters = _load_checkpoint(ckpt, fingerprint, archive, rng)
-    else:
-        history, counters = [], {"n_evaluated": 0, "generation": 0}
-        state = strategy.start(space, objective, rng, budget)
-        batch = state.pop("batch", None)
-        if batch is not None:
-            absorb(*batch)
-        if ckpt is not None:
-            _save_checkpoint(ckpt, state, archive, history, counters, rng, fingerprint)
-    while counters["n_evaluated"] < budget:
-        X, ev = strategy.step(state, space, objective, rng, budget - counters["n_evaluated"])
-        counters["generation"] += 1
-        absorb(X, ev)
-        info = {"generation": counters["generation"], "n_evaluated": counters["n_evaluated"],
-                "best_score": history[-1][1], "best_top1": history[-1][2], "best_latency_ms": history[-1][3]}
-        if ckpt is not None and (time.perf_counter() - last_save > CHECKPOINT_EVERY_S
-                                 or counters["n_evaluated"] >= budget):
-            _save_checkpoint(ckpt, state, archive, history, counters, rng, fingerprint)
-            last_save = time.perf_counter()
-        for cb in callbacks:
-            cb(info)
-    return archive, history, counters["n_evaluated"]
-
-
 # ---- the public entry point ------------------------------------------------------------------
-def _one_dim_variants(space: SearchSpace, anchor: np.ndarray) -> np.ndarray:
+def _one_dim_variants(grid: SearchGrid, anchor: np.ndarray) -> np.ndarray:
     """The anchor with each dim set in turn to each of its searched values (canonicalised)."""
-    counts, table = space._search_table
     rows = []
-    for j in range(len(counts)):
-        V = np.repeat(anchor[None, :], counts[j], axis=0)
-        V[:, j] = table[j, :counts[j]]
+    for j in range(grid.n_dims):
+        V = np.repeat(anchor[None, :], grid.counts[j], axis=0)
+        V[:, j] = grid.values(j)
         rows.append(V)
-    return space.canonical(np.concatenate(rows))
+    return grid.canonical(np.concatenate(rows))
 
 
-def priced_subspace(space: SearchSpace, objective: Objective, rng: np.random.Generator):
-    """(space narrowed to the values every target can price, lowest latency per target).
+def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Generator):
+    """(grid narrowed to the values every target can price, lowest latency per target, archs priced).
 
     Starting from the fastest priced arch among the smallest arch's one-dim variants and random
     samples, a searched value stays when setting it there still gives a priced arch. Strategies
     then never waste proposals on archs a table cannot price; rejection stays as the safety net.
+    When a target declares a cost (a measurement), only the smallest arch is priced: no bulk
+    sampling, the grid stays whole and unpriced archs are skipped as they come.
     """
-    counts, table = space._search_table
-    base = table[:, 0].copy()
-    X = np.concatenate([_one_dim_variants(space, base), space.sample_encoded(rng, 2048)])
+    base = grid.canonical(grid.table[:, 0].copy()[None, :])
+    if objective.latency_cost_s > 0:
+        return grid, objective.latency(base)[0], 1
+    X = np.concatenate([_one_dim_variants(grid, base[0]), grid.sample(rng, 2048)])
     lat = objective.latency(X)
     priced = np.isfinite(lat).all(axis=1)
     if not priced.any():
-        return space, np.full(len(objective.targets), np.nan)
+        return grid, np.full(len(objective.targets), np.nan), len(X)
     anchor = X[priced][np.argmin(lat[priced].max(axis=1))]
-    V = _one_dim_variants(space, anchor)
+    V = _one_dim_variants(grid, anchor)
     lat_v = objective.latency(V)
     ok = np.isfinite(lat_v).all(axis=1)
     keep, start = [], 0
-    for j in range(len(counts)):
-        vals = table[j, :counts[j]]
-        keep.append(vals[ok[start:start + counts[j]]])
-        start += counts[j]
+    for j in range(grid.n_dims):
+        vals = grid.values(j)
+        keep.append(vals[ok[start:start + grid.counts[j]]])
+        start += grid.counts[j]
     both = np.concatenate([lat[priced], lat_v[ok]])
     lowest = both.min(axis=0)
-    if all(len(k) == c for k, c in zip(keep, counts)):
-        return space, lowest
-    return space.narrowed(keep), lowest
+    n_priced = len(X) + len(V)
+    if all(len(k) == c for k, c in zip(keep, grid.counts)):
+        return grid, lowest, n_priced
+    return grid.narrow(keep), lowest, n_priced
 
 
 @holds_run_folder  # out=: refuses earlier results, locks the folder while this call writes
-def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", accuracy="published",
+def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accuracy="published",
            budget: int = DEFAULT_BUDGET, seed: int = 0, reward: str = "hard", w: float = -0.07,
            latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
@@ -312,7 +147,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
     ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target`` and
     ``accuracy`` also accept objects (a SearchSpace, a DeviceProfile or anything with
     ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``). ``budget`` counts
-    accuracy evaluations. With ``out``, the run folder gets result.json, a PNG and checkpoints;
+    distinct accuracy evaluations (a re-proposed arch is free). ``strategy=None`` picks ``evolution``,
+    or ``predictor-evolution`` when the estimator declares a cost per arch (``cost_s``). With ``out``, the run folder gets result.json, a PNG and checkpoints;
     ``resume=True`` continues a killed run there with the same result as an uninterrupted one.
     ``verify=True`` measures the top-k whole on targets measured on this host and re-ranks them.
     """
@@ -331,10 +167,11 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
         raise UserError(f"top-k must be a positive integer, got {top_k!r}")
     tgts = [make_target(t, sp, b, latency_margin) for t, b in zip(targets, budgets)]
     est = get_estimator(accuracy, sp)
-    strat = get_strategy(strategy, **(strategy_params or {}))
+    strat = get_strategy(strategy if strategy is not None else default_strategy(est), **(strategy_params or {}))
     objective = Objective(sp, est, tgts, reward=reward, w=w)
 
-    search_space, lowest = priced_subspace(sp, objective, np.random.default_rng(seed))
+    grid, lowest, n_setup_priced = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
+    resolved = strat.resolve(int(budget), grid.n_dims)
     if objective.constrained():
         for t, lo in zip(tgts, lowest):
             if not np.isfinite(lo):
@@ -357,14 +194,19 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
             raise UserError(f"run folder {str(run_dir)!r} already holds a search; pass --resume to continue it "
                             "or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (run_dir / "result.json").is_file() and peek_finished(run_dir / "checkpoint.npz"):
+            from .run.checkpoint import load as _check
+
+            _check(run_dir / "checkpoint.npz", fingerprint)  # same configuration, or a one-line error
+            return load_result(run_dir)  # a finished run: its result stays as it is
         atomic_write_json(run_dir / "config.json", config)
-        if hasattr(strat, "use_run_dir"):  # strategies with their own durable state (Optuna's study)
-            strat.use_run_dir(run_dir)
 
     cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
-    archive, history, n_eval = run_search(search_space, objective, strat, int(budget), int(seed), int(top_k),
-                                          run_dir, resume, cbs, fingerprint)
-    result = _result(sp, objective, strat, est, config, archive, history, n_eval, time.perf_counter() - t0)
+    outcome = run_search(sp, grid, objective, strat, resolved, int(budget), int(seed), int(top_k),
+                         run_dir, resume, cbs, fingerprint)
+    wall_s = outcome.elapsed_before_s + time.perf_counter() - t0
+    outcome.counters["n_latency_rows"] += n_setup_priced
+    result = _result(sp, objective, resolved, est, config, outcome, wall_s)
     if verify:
         from .verify import verify_result
 
@@ -383,8 +225,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
 
 
 def _params(strat) -> dict:
-    p = strat.params() if hasattr(strat, "params") else {}
-    return {k: v for k, v in p.items() if isinstance(v, (int, float, str, bool))}
+    """The strategy's explicitly set parameters (budget-rule ones are None and left out)."""
+    return {k: v for k, v in strat.params().items() if isinstance(v, (int, float, str, bool))}
 
 
 def _scores(sp: SearchSpace, objective: Objective, X, acc, lat, score) -> list[ArchScore]:
@@ -405,26 +247,37 @@ def _macs_params(sp: SearchSpace, X, archs) -> tuple[np.ndarray, np.ndarray]:
     return macs_params(sp, X)
 
 
-def _result(sp, objective, strat, est, config, archive, history, n_eval, wall_s) -> SearchResult:
+def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResult:
+    archive, history, counters = outcome.archive, outcome.history, outcome.counters
     a = archive.arrays
     top = _scores(sp, objective, a["top_X"], a["top_acc"], a["top_lat"], a["top_score"])
     front = _scores(sp, objective, a["front_X"], a["front_acc"], a["front_lat"], a["front_score"])
     acc_info = describe(est)
-    notes = []
+    notes = list(outcome.notes)
     if acc_info["name"] == "published":
         notes.append("accuracy is a prior fitted on published ImageNet results, not a measurement of these archs")
     for t in objective.targets:
         if "modelled" in t.source:
             notes.append(f"latency on {t.device} is modelled from published measurements, not measured")
-    hist = [{"n_evaluated": r[0], "best_score": r[1], "best_top1": r[2], "best_latency_ms": r[3]}
-            for r in history]
+    hist = []
+    for r in history:
+        row = {"n_evaluated": r[0], "best_score": r[1], "best_top1": r[2], "best_latency_ms": r[3],
+               "n_proposed": r[4], "surrogate_rank_corr": r[5]}
+        # before the first feasible arch there is no best yet: keys left out (JSON has no NaN)
+        hist.append({k: float(v) for k, v in row.items() if np.isfinite(v)})
+    n_eval = counters["n_evaluated"]
+    acc_cost, lat_cost = objective.accuracy_cost_s, objective.latency_cost_s
+    cost = {"accuracy_evaluations": n_eval, "latency_evaluations": counters["n_latency_rows"],
+            "accuracy_cost_s": acc_cost * n_eval if acc_cost else None,
+            "latency_cost_s": lat_cost * counters["n_latency_rows"] if lat_cost else None}
     return SearchResult(
         space=sp.name, space_version=sp.version, strategy=config["strategy"],
-        strategy_params=config["strategy_params"], accuracy=acc_info, reward=objective.reward,
+        strategy_params={k: v for k, v in resolved.items() if v is not None}, accuracy=acc_info, reward=objective.reward,
         w=objective.w if objective.reward == "mnas" else None,
         targets=[TargetInfo(device=t.device, budget_ms=t.budget_ms, margin=t.margin, limit_ms=t.limit_ms,
                             latency_source=t.source, expected_error=t.expected_error) for t in objective.targets],
-        budget=config["budget"], n_evaluated=n_eval, seed=config["seed"], best=top[0] if top else None,
+        budget=config["budget"], n_evaluated=n_eval, n_proposed=counters["n_proposed"], cost=cost,
+        seed=config["seed"], best=top[0] if top else None,
         top_k=top, pareto=front, history=hist, notes=notes, versions=versions(), wall_time_s=wall_s,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

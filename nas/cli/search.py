@@ -40,8 +40,9 @@ def register(sub):
                    help="fraction of each budget kept free, e.g. 0.05 for a modelled profile (default 0)")
     p.add_argument("--reward", default="hard", help="hard (default), mnas (soft ACC*(LAT/T)^w) or mnas-hard")
     p.add_argument("--w", type=float, default=-0.07, help="exponent of the soft mnas reward (default -0.07)")
-    p.add_argument("--strategy", default="evolution",
-                   help=f"search strategy: {_strategies()} (default evolution; see docs/search.md)")
+    p.add_argument("--strategy", default=None,
+                   help=f"search strategy: {_strategies()} (default: evolution, or predictor-evolution when the "
+                        "estimator declares a cost per arch (cost_s); see docs/search.md)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
     p.add_argument("--accuracy", default="published",

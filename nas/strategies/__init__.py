@@ -1,7 +1,8 @@
 """Search strategies, registered by name (``get_strategy("evolution")``)."""
 
-from .base import Strategy, fill_feasible
+from .base import Param, Strategy
+from .budget import budget_defaults
 from .registry import get_strategy, list_strategies, register_strategy
-from . import evolution, optuna_samplers, random_search, rl  # noqa: F401  (registers the built-ins)
+from . import evolution, optuna_samplers, predictor_evolution, random_search, rl  # noqa: F401  (registers the built-ins)
 
-__all__ = ["Strategy", "fill_feasible", "get_strategy", "list_strategies", "register_strategy"]
+__all__ = ["Param", "Strategy", "budget_defaults", "get_strategy", "list_strategies", "register_strategy"]

@@ -2,16 +2,17 @@
 
 Each generation keeps the best ``parent_ratio`` of the population (elitism), then fills the
 population with mutants of random parents (share ``mutation_ratio``) and uniform crossovers of
-random parent pairs. Sampling, mutation and crossover are constraint-aware: children that break a
-latency budget are redrawn before their accuracy is estimated, so the budget (counted in accuracy
-evaluations) is spent on feasible archs only.
+random parent pairs. Children are constraint-aware and new: a child over a latency budget or
+already scored is redrawn before its accuracy is estimated, so the budget (distinct accuracy
+evaluations) is spent on feasible, unseen archs only. The population size follows the budget
+(``nas.strategies.budget``) unless given.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Strategy, fill_feasible
+from .base import Param, Strategy
 from .registry import register_strategy
 
 
@@ -19,42 +20,49 @@ from .registry import register_strategy
 class Evolution(Strategy):
     """Once-for-All's evolution: population, parent ratio, mutation ratio and probability."""
 
-    def __init__(self, population: int = 100, parent_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 mutate_prob: float = 0.1):
-        self.population = int(population)
-        self.parent_ratio = float(parent_ratio)
-        self.mutation_ratio = float(mutation_ratio)
-        self.mutate_prob = float(mutate_prob)
+    PARAMS = {"population": Param(int, None, lo=2), "parent_ratio": Param(float, 0.25, lo=0, hi=1, lo_open=True),
+              "mutation_ratio": Param(float, 0.5, lo=0, hi=1), "mutate_prob": Param(float, 0.1, lo=0, hi=1,
+                                                                                      lo_open=True)}
 
-    def start(self, space, objective, rng, budget):
-        n = min(self.population, budget)
-        X, lat = fill_feasible(lambda m: space.sample_encoded(rng, m), objective, n)
-        ev = objective.evaluate(X, lat)
-        return {"X": X, "score": ev.score, "batch": (X, ev)}
+    def auto(self, rule):
+        return {"population": rule["population"]}
 
-    def step(self, state, space, objective, rng, remaining):
-        n_parents = max(1, int(round(self.parent_ratio * self.population)))
+    def batch(self, ctx, state):
+        return ctx.params["population"]
+
+    def init(self, ctx, rng):
+        return {"X": np.empty((0, ctx.grid.n_dims), np.int64), "score": np.empty(0)}
+
+    def _parents(self, ctx, state):
+        n_parents = max(1, int(round(ctx.params["parent_ratio"] * ctx.params["population"])))
         order = np.argsort(-state["score"], kind="stable")[:n_parents]
-        parents, parent_score = state["X"][order], state["score"][order]
-        n_children = min(self.population, remaining)
-        n_mut = min(n_children, int(round(self.mutation_ratio * self.population)))
+        return state["X"][order], state["score"][order]
+
+    def ask(self, state, ctx, n, rng):
+        grid, p = ctx.grid, ctx.params
+        if not len(state["X"]):
+            return ctx.fill(lambda m: grid.sample(rng, m), n)
+        parents, _ = self._parents(ctx, state)
+        n_mut = min(n, int(round(p["mutation_ratio"] * p["population"])))
 
         def mutants(m):
-            picks = parents[rng.integers(0, len(parents), size=m)]
-            return space.mutate_encoded(picks, rng, self.mutate_prob)
+            return grid.mutate(parents[rng.integers(0, len(parents), size=m)], rng, p["mutate_prob"])
 
         def crosses(m):
             a = parents[rng.integers(0, len(parents), size=m)]
             b = parents[rng.integers(0, len(parents), size=m)]
-            return space.crossover_encoded(a, b, rng)
+            return grid.crossover(a, b, rng)
 
-        parts = []
-        if n_mut:
-            parts.append(fill_feasible(mutants, objective, n_mut))
-        if n_children - n_mut:
-            parts.append(fill_feasible(crosses, objective, n_children - n_mut))
-        X = np.concatenate([p[0] for p in parts])
-        ev = objective.evaluate(X, np.concatenate([p[1] for p in parts]))
-        state["X"] = np.concatenate([parents, X])
-        state["score"] = np.concatenate([parent_score, ev.score])
-        return X, ev
+        Xm = ctx.fill(mutants, n_mut)
+        Xc = ctx.fill(crosses, n - n_mut, exclude=Xm)
+        return np.concatenate([Xm, Xc])
+
+    def tell(self, state, ctx, X, told):
+        keep = told.known
+        if not len(state["X"]):
+            state["X"], state["score"] = X[keep], told.score[keep]
+            return None
+        parents, parent_score = self._parents(ctx, state)
+        state["X"] = np.concatenate([parents, X[keep]])
+        state["score"] = np.concatenate([parent_score, told.score[keep]])
+        return None

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from .base import Strategy, fill_feasible
+from .base import Param, Strategy
 from .registry import register_strategy
 
 
 @register_strategy("random")
 class RandomSearch(Strategy):
-    """Uniform constraint-aware sampling in batches; every batch is one 'generation'."""
+    """Uniform constraint-aware sampling of unseen archs in batches; every batch is one 'generation'."""
 
-    def __init__(self, batch_size: int = 1000):
-        self.batch_size = int(batch_size)
+    PARAMS = {"batch_size": Param(int, 1000, lo=1)}
 
-    def start(self, space, objective, rng, budget):
+    def batch(self, ctx, state):
+        return ctx.params["batch_size"]
+
+    def init(self, ctx, rng):
         return {}
 
-    def step(self, state, space, objective, rng, remaining):
-        n = min(self.batch_size, remaining)
-        X, lat = fill_feasible(lambda m: space.sample_encoded(rng, m), objective, n)
-        return X, objective.evaluate(X, lat)
+    def ask(self, state, ctx, n, rng):
+        return ctx.fill(lambda m: ctx.grid.sample(rng, m), n)

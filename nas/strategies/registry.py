@@ -26,7 +26,4 @@ def get_strategy(spec, **params):
         return spec
     if spec not in _STRATEGIES:
         raise UserError(f"unknown strategy {spec!r}; known: {', '.join(list_strategies())}")
-    try:
-        return _STRATEGIES[spec](**params)
-    except TypeError as e:
-        raise UserError(f"strategy {spec!r}: {e}") from None
+    return _STRATEGIES[spec](**params)  # parameters are validated there (one-line UserError)

@@ -12,7 +12,8 @@ scaled by ``T / LAT`` (MnasNet's hard-constraint exponent of -1 on a pessimistic
 controller learns where the budget lies without spending evaluations there.
 
 Sampling uses the numpy generator the runner checkpoints, and the controller's weights and Adam
-moments are plain arrays in the strategy state, so a resumed search continues exactly.
+moments are plain arrays in the strategy state, so a resumed search continues exactly and a reused
+strategy object starts every search from the same initial controller.
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ from torch import nn
 
 from search_spaces.errors import UserError
 
-from .base import Strategy, allowed
+from .base import Param, Strategy, allowed
 from .registry import register_strategy
 
 MAX_EMPTY_STEPS = 200
+
+
+class _one_thread:
+    """A 64-unit LSTM: torch threads only add hand-off cost."""
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.n)
 
 
 class Controller(nn.Module):
@@ -95,144 +107,123 @@ def _load_flat(params, vec: np.ndarray) -> None:
 class RLController(Strategy):
     """LSTM controller + PPO (or REINFORCE) on the objective's reward, a batch per step."""
 
-    def __init__(self, batch_size: int = 64, hidden: int = 64, lr: float = 0.005, algorithm: str = "ppo",
-                 ppo_epochs: int = 4, clip: float = 0.2, entropy: float = 0.02, baseline_decay: float = 0.9,
-                 pool: int = 2, penalty: float = 1.0, constraint: str = "reject", init_seed: int = 0):
-        if algorithm not in ("ppo", "reinforce"):
-            raise UserError(f"rl algorithm must be ppo or reinforce, got {algorithm!r}")
-        self.batch_size = int(batch_size)
-        self.hidden = int(hidden)
-        self.lr = float(lr)
-        self.algorithm = algorithm
-        self.ppo_epochs = int(ppo_epochs)
-        self.clip = float(clip)
-        self.entropy = float(entropy)
-        self.baseline_decay = float(baseline_decay)
-        self.pool = max(1, int(pool))
-        self.penalty = float(penalty)
-        if constraint not in ("reject", "penalty"):
-            raise UserError(f"rl constraint handling must be reject or penalty, got {constraint!r}")
-        self.constraint = constraint
-        self.init_seed = int(init_seed)
+    PARAMS = {"batch_size": Param(int, None, lo=1), "hidden": Param(int, 64, lo=1, hi=4096),
+              "lr": Param(float, 0.005, lo=0, hi=10, lo_open=True), "algorithm": Param(str, "ppo", choices=("ppo", "reinforce")),
+              "ppo_epochs": Param(int, 4, lo=1, hi=100), "clip": Param(float, 0.2, lo=0, hi=1, lo_open=True),
+              "entropy": Param(float, 0.02, lo=0), "baseline_decay": Param(float, 0.9, lo=0, hi=1),
+              "pool": Param(int, 2, lo=1, hi=1000), "penalty": Param(float, 1.0, lo=0),
+              "constraint": Param(str, "reject", choices=("reject", "penalty")), "init_seed": Param(int, 0, lo=0)}
 
-    # ---- state <-> controller -------------------------------------------------------------
-    def _controller(self, space, state) -> Controller:
-        """The controller holding the state's weights (initialised from ``init_seed`` at start)."""
-        n_choices = [int(c) for c in space._search_table[0]]
-        ctl = getattr(self, "_ctl", None)
-        if ctl is None or ctl.n_choices != n_choices:
+    def auto(self, rule):
+        return {"batch_size": rule["rl_batch"]}
+
+    def batch(self, ctx, state):
+        return ctx.params["batch_size"]
+
+    # ---- state <-> controller (the module is per run, in ctx.scratch; its weights are state) --------
+    def _controller(self, ctx, state) -> Controller:
+        ctl = ctx.scratch.get("rl_controller")
+        if ctl is None:
             with torch.random.fork_rng():  # leave the caller's torch RNG untouched
-                torch.manual_seed(self.init_seed)
-                ctl = self._ctl = Controller(n_choices, self.hidden)
+                torch.manual_seed(ctx.params["init_seed"])
+                ctl = ctx.scratch["rl_controller"] = Controller([int(c) for c in ctx.grid.counts],
+                                                                 ctx.params["hidden"])
         if "weights" in state:
             _load_flat(ctl.parameters(), state["weights"])
         return ctl
 
-    def start(self, space, objective, rng, budget):
-        ctl = self._controller(space, {})
-        w = _flat(ctl.parameters())
+    def init(self, ctx, rng):
+        w = _flat(self._controller(ctx, {}).parameters())
         return {"weights": w, "adam_m": np.zeros_like(w), "adam_v": np.zeros_like(w),
-                "adam_t": np.zeros(1), "baseline": np.full(1, np.nan), "empty_steps": np.zeros(1)}
+                "adam_t": np.zeros(1), "baseline": np.full(1, np.nan), "empty_steps": np.zeros(1),
+                "tokens": np.empty((0, ctx.grid.n_dims), np.int64)}
 
-    def step(self, state, space, objective, rng, remaining):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a 64-unit LSTM: threads only add hand-off cost
-        try:
-            return self._step(state, space, objective, rng, remaining)
-        finally:
-            torch.set_num_threads(threads)
+    def ask(self, state, ctx, n, rng):
+        with _one_thread():
+            ctl = self._controller(ctx, state)
+            p = ctx.params
+            if ctx.objective.constrained() and p["constraint"] == "reject":
+                # Constraint-aware sampling from the policy: only admissible (feasible, unseen)
+                # samples are kept, so the policy gradient runs over the admissible part of the
+                # policy and no evaluation is spent over budget or twice.
+                toks, xs, got = [], [], 0
+                for _ in range(MAX_EMPTY_STEPS):
+                    tokens = ctl.sample(p["batch_size"] * p["pool"], rng)
+                    X = ctx.grid.from_positions(tokens)
+                    ok = ctx.admissible(X, exclude=np.concatenate(xs) if xs else None)
+                    toks.append(tokens[ok])
+                    xs.append(X[ok])
+                    got += int(ok.sum())
+                    if got >= n:
+                        break
+                tokens, X = np.concatenate(toks)[:n], np.concatenate(xs)[:n]
+            else:
+                # Sample a pool; up to n of its admissible archs get an accuracy evaluation.
+                # Over-budget samples cost no evaluation but still teach the controller
+                # (pessimistic reward); admissible samples past the batch are dropped.
+                tokens = ctl.sample(p["batch_size"] * p["pool"], rng)
+                X = ctx.grid.from_positions(tokens)
+                lat = ctx.latency(X)
+                ok = ctx.admissible(X, lat)
+                idx = np.flatnonzero(ok)[:n]
+                used = np.union1d(idx, np.flatnonzero(~allowed(ctx.objective, lat)))
+                tokens, X = tokens[used], X[used]
+        state["tokens"] = tokens
+        return X
 
-    def _step(self, state, space, objective, rng, remaining):
-        ctl = self._controller(space, state)
-        if objective.constrained() and self.constraint == "reject":
-            return self._step_reject(ctl, state, space, objective, rng, remaining)
-        # Sample a pool; up to batch_size of its admissible archs get an accuracy evaluation.
-        # Over-budget samples cost no evaluation but still teach the controller (pessimistic
-        # reward); admissible samples past the batch are dropped from the update.
-        tokens = ctl.sample(self.batch_size * self.pool, rng)
-        counts, table = space._search_table
-        X = space.canonical(table[np.arange(len(counts)), tokens])
-        lat = objective.latency(X)
-        ok = allowed(objective, lat)
-        idx = np.flatnonzero(ok)[:min(remaining, self.batch_size)]
-        used = np.union1d(idx, np.flatnonzero(~ok))
-        tokens_used = tokens[used]
-        reward = np.zeros(len(X))
-        ev = None
-        if len(idx):
-            ev = objective.evaluate(X[idx], lat[idx])
-            reward[idx] = ev.score if not objective.constrained() else ev.acc
+    def tell(self, state, ctx, X, told):
+        tokens = state["tokens"]
+        state["tokens"] = np.empty((0, ctx.grid.n_dims), np.int64)
+        p, obj = ctx.params, ctx.objective
+        known = told.known
+        if known.any():
             state["empty_steps"][0] = 0
         else:
             state["empty_steps"][0] += 1
             if state["empty_steps"][0] >= MAX_EMPTY_STEPS:
                 raise UserError(f"the RL controller sampled no arch within the budget in {MAX_EMPTY_STEPS} steps")
-        rest = np.flatnonzero(~ok)
-        if len(rest):
-            floor = reward[idx].min() if len(idx) else (state["baseline"][0] if np.isfinite(state["baseline"][0])
-                                                         else 0.0)
-            limits = np.array([t.limit_ms for t in objective.targets])
-            over = np.nan_to_num(lat[rest] / limits, nan=2.0).max(axis=1)
-            reward[rest] = floor / np.maximum(over, 1.0) ** self.penalty
-        self._update(ctl, state, tokens_used, reward[used])
-        state["weights"] = _flat(ctl.parameters())
-        if ev is None:
-            return X[:0], objective.evaluate(X[:0], lat[:0])
-        return X[idx], ev
+        reward = np.where(known, told.score if not obj.constrained() else told.acc, 0.0)
+        use = known.copy()
+        if not (obj.constrained() and p["constraint"] == "reject"):
+            rest = ~allowed(obj, told.lat_ms)
+            if rest.any():
+                base = state["baseline"][0]
+                floor = reward[known].min() if known.any() else (base if np.isfinite(base) else 0.0)
+                limits = np.array([t.limit_ms for t in obj.targets])
+                over = np.nan_to_num(told.lat_ms[rest] / limits, nan=2.0).max(axis=1)
+                reward[rest] = floor / np.maximum(over, 1.0) ** p["penalty"]
+                use |= rest
+        if use.any():
+            with _one_thread():
+                ctl = self._controller(ctx, state)
+                self._update(ctl, state, p, tokens[use], reward[use])
+                state["weights"] = _flat(ctl.parameters())
+        return None
 
-    def _step_reject(self, ctl, state, space, objective, rng, remaining):
-        """Constraint-aware sampling from the policy: only admissible samples are kept and scored.
-
-        The policy gradient then runs over the admissible part of the policy (the same rejection
-        Once-for-All's evolution and our random search use), so no evaluation is spent over budget
-        and no arbitrary penalty decides how close to the budget the controller dares to go.
-        """
-        need = min(remaining, self.batch_size)
-        counts, table = space._search_table
-        toks, xs, lats, got = [], [], [], 0
-        for _ in range(MAX_EMPTY_STEPS):
-            tokens = ctl.sample(self.batch_size * self.pool, rng)
-            X = space.canonical(table[np.arange(len(counts)), tokens])
-            lat = objective.latency(X)
-            ok = allowed(objective, lat)
-            toks.append(tokens[ok])
-            xs.append(X[ok])
-            lats.append(lat[ok])
-            got += int(ok.sum())
-            if got >= need:
-                break
-        if got == 0:
-            raise UserError(f"the RL controller sampled no arch within the budget in {MAX_EMPTY_STEPS} tries")
-        tokens, X, lat = (np.concatenate(a)[:need] for a in (toks, xs, lats))
-        ev = objective.evaluate(X, lat)
-        self._update(ctl, state, tokens, ev.acc)
-        state["weights"] = _flat(ctl.parameters())
-        return X, ev
-
-    def _update(self, ctl: Controller, state: dict, tokens: np.ndarray, reward: np.ndarray) -> None:
+    def _update(self, ctl: Controller, state: dict, p: dict, tokens: np.ndarray, reward: np.ndarray) -> None:
         base = state["baseline"][0]
         base = reward.mean() if not np.isfinite(base) else base
         adv = reward - base
-        state["baseline"][0] = self.baseline_decay * base + (1 - self.baseline_decay) * reward.mean()
-        if self.algorithm == "ppo":
+        state["baseline"][0] = p["baseline_decay"] * base + (1 - p["baseline_decay"]) * reward.mean()
+        if p["algorithm"] == "ppo":
             adv = adv / (adv.std() + 1e-8)
         adv_t = torch.from_numpy(adv).float()
         params = list(ctl.parameters())
         with torch.no_grad():
             old_logp = ctl.log_prob(tokens)[0]
-        epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
+        epochs = p["ppo_epochs"] if p["algorithm"] == "ppo" else 1
         for _ in range(epochs):
             logp, ent = ctl.log_prob(tokens)
-            if self.algorithm == "ppo":
+            if p["algorithm"] == "ppo":
                 ratio = torch.exp(logp - old_logp)
-                surrogate = torch.minimum(ratio * adv_t, torch.clamp(ratio, 1 - self.clip, 1 + self.clip) * adv_t)
+                surrogate = torch.minimum(ratio * adv_t, torch.clamp(ratio, 1 - p["clip"], 1 + p["clip"]) * adv_t)
             else:
                 surrogate = logp * adv_t
-            loss = -surrogate.mean() - self.entropy * ent.mean()
+            loss = -surrogate.mean() - p["entropy"] * ent.mean()
             grads = torch.autograd.grad(loss, params)
-            self._adam(params, grads, state)
+            self._adam(params, grads, state, p["lr"])
 
-    def _adam(self, params, grads, state, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    def _adam(self, params, grads, state, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
         """Adam with its moments in the (checkpointed) strategy state."""
         g = torch.cat([x.reshape(-1) for x in grads]).double().numpy()
         state["adam_t"][0] += 1
@@ -241,5 +232,5 @@ class RLController(Strategy):
         state["adam_v"] = b2 * state["adam_v"] + (1 - b2) * g * g
         m_hat = state["adam_m"] / (1 - b1 ** t)
         v_hat = state["adam_v"] / (1 - b2 ** t)
-        w = _flat(params) - self.lr * m_hat / (np.sqrt(v_hat) + eps)
+        w = _flat(params) - lr * m_hat / (np.sqrt(v_hat) + eps)
         _load_flat(params, w)

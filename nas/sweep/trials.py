@@ -153,9 +153,6 @@ class SearchTrial(BaseModel):
         return _accepted("reward", v, list(REWARDS))
 
 
-OPTUNA_DB = "optuna.db"
-
-
 def _once(cache: dict, key, build):
     if key not in cache:
         cache[key] = build()
@@ -171,6 +168,7 @@ def check_search_trial(params: dict, cache: dict) -> None:
 
     from nas.accuracy import get_estimator
     from nas.objective import Objective
+    from nas.run import SearchGrid
     from nas.search import make_target, priced_subspace
     from nas.strategies import get_strategy, list_strategies
     from search_spaces import get_space
@@ -191,7 +189,8 @@ def check_search_trial(params: dict, cache: dict) -> None:
         return
     # the feasibility check nas.search makes first, once per (space, device, seed)
     lowest = _once(cache, ("lowest", params["space"], params["target"], params["seed"]),
-                   lambda: priced_subspace(space, objective, np.random.default_rng(params["seed"]))[1][0])
+                   lambda: priced_subspace(SearchGrid.of(space), objective,
+                                           np.random.default_rng(params["seed"]))[1][0])
     if not np.isfinite(lowest):
         raise UserError(f"device {target.device!r} prices none of the sampled {space.name!r} archs; "
                         "profile the space on it first")
@@ -207,10 +206,8 @@ def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None
 
     import nas
 
+    # (Optuna strategies need no storage: the run folder's checkpoint holds every told trial)
     sp = dict(params["strategy_params"].get(params["strategy"], {}))
-    if params["strategy"].startswith("optuna-") and "storage" not in sp:
-        # SQLite in the run folder; the URL is relative so a trial moved to another node still matches
-        sp["storage"] = f"sqlite:///{OPTUNA_DB}"
     cwd = os.getcwd()
     os.chdir(work_dir)
     try:

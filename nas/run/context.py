@@ -1,0 +1,131 @@
+"""What the runner offers a strategy during one search: the grid, pricing, the admissibility filter.
+
+A ``SearchContext`` lives for one run and holds nothing a checkpoint must restore: the evaluation
+cache is loaded from the checkpoint and ``scratch`` only holds objects rebuilt from the strategy's
+state (a torch controller, Optuna's working study). Strategies call ``fill``/``admissible`` so that
+no candidate they propose is over budget, unpriced or already scored while unseen ones remain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from search_spaces.base import SearchSpace
+from search_spaces.errors import UserError
+
+from ..objective import Objective, Told, allowed
+from .archive import EvalCache, first_occurrence, row_hash
+from .grid import SearchGrid
+
+MAX_ROUNDS = 64
+
+
+@dataclass
+class SearchContext:
+    space: SearchSpace        # the full space (features, decode); strategies search ``grid``
+    grid: SearchGrid
+    objective: Objective
+    budget: int
+    params: dict              # the strategy's parameters, budget rule filled in
+    cache: EvalCache
+    scratch: dict = field(default_factory=dict)
+    n_latency_rows: int = 0   # rows priced (distinct rows when latency declares a cost)
+    lat_cache: EvalCache | None = None
+
+    def __post_init__(self):
+        if self.latency_expensive and self.lat_cache is None:
+            self.lat_cache = EvalCache(self.grid.n_dims, len(self.objective.targets))
+
+    @property
+    def latency_expensive(self) -> bool:
+        """A target whose latency is a measurement (it declares ``cost_s``): price sparingly."""
+        return self.objective.latency_cost_s > 0
+
+    # ---- pricing -------------------------------------------------------------------------------
+    def latency(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_targets) ms; with an expensive target each distinct row is priced once per run."""
+        if not self.latency_expensive:
+            self.n_latency_rows += len(X)
+            return self.objective.latency(X)
+        hit = self.lat_cache.find(X)
+        if len(self.cache):
+            hit_eval = self.cache.find(X)
+        else:
+            hit_eval = np.full(len(X), -1)
+        need = (hit < 0) & (hit_eval < 0) & first_occurrence(X)
+        if need.any():
+            lat = self.objective.latency(X[need])
+            self.n_latency_rows += int(need.sum())
+            self.lat_cache.add(X[need], np.full(int(need.sum()), np.nan), lat)
+            hit = self.lat_cache.find(X)
+        out = np.full((len(X), len(self.objective.targets)), np.nan)
+        ok = hit >= 0
+        out[ok] = self.lat_cache.lat[hit[ok]]
+        ev = hit_eval >= 0
+        out[ev] = self.cache.lat[hit_eval[ev]]
+        return out
+
+    # ---- what may be proposed ------------------------------------------------------------------
+    def admissible(self, X: np.ndarray, lat: np.ndarray | None = None,
+                   exclude: np.ndarray | None = None) -> np.ndarray:
+        """Rows worth an evaluation: priced, within budget (hard constraint), unseen, not repeated."""
+        lat = self.latency(X) if lat is None else lat
+        ok = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
+        if exclude is not None and len(exclude):
+            ok &= ~np.isin(row_hash(X), row_hash(exclude))
+        return ok
+
+    def unseen(self, X: np.ndarray) -> np.ndarray:
+        return self.cache.find(X) < 0
+
+    def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Call ``propose(m) -> X`` until n admissible rows are found (fewer if the space runs dry).
+
+        Latency lookups are cheap, so proposals are filtered in bulk (Once-for-All's constraint-aware
+        sampling, vectorised); with an expensive latency target no more than n are asked per round.
+        Raises when no proposal at all is priced and within budget.
+        """
+        if n <= 0:
+            return np.empty((0, self.grid.n_dims), np.int64)
+        keep, got, ask, any_ok = [], 0, n, False
+        for _ in range(MAX_ROUNDS):
+            X = propose(max(ask, 1))
+            lat = self.latency(X)
+            feasible = allowed(self.objective, lat)
+            any_ok |= bool(feasible.any())
+            ok = feasible & self.unseen(X) & first_occurrence(X)
+            taken = ([exclude] if exclude is not None and len(exclude) else []) + keep
+            if taken:
+                ok &= ~np.isin(row_hash(X), row_hash(np.concatenate(taken)))
+            if ok.any():
+                keep.append(X[ok][: n - got])
+                got += len(keep[-1])
+            if got >= n:
+                break
+            rate = max(ok.mean(), 1.0 / (4 * len(X)))
+            ask = n - got if self.latency_expensive else int(min(64 * n, (n - got) / rate * 1.2 + 8))
+        if not any_ok and not len(self.cache):
+            raise UserError("no architecture found that meets the latency budget")
+        return np.concatenate(keep) if keep else np.empty((0, self.grid.n_dims), np.int64)
+
+    # ---- the runner's evaluation ---------------------------------------------------------------
+    def evaluate(self, X: np.ndarray, remaining: int) -> Told:
+        """Score the proposals: cached rows cost nothing, new admissible ones up to ``remaining``."""
+        X = np.asarray(X, np.int64).reshape(-1, self.grid.n_dims)
+        lat = self.latency(X)
+        cand = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
+        new = cand & (np.cumsum(cand) <= remaining)
+        if new.any():
+            ev = self.objective.evaluate(X[new], lat[new])
+            self.cache.add(X[new], ev.acc, lat[new])
+        idx = self.cache.find(X)
+        known = idx >= 0
+        acc = np.full(len(X), np.nan)
+        acc[known] = self.cache.acc[idx[known]]
+        score = np.full(len(X), -np.inf)
+        if known.any():
+            score[known] = self.objective.score(acc[known], lat[known])
+        return Told(acc=acc, lat_ms=lat, feasible=self.objective.within(lat), score=score, new=new, known=known)
