@@ -29,8 +29,10 @@ def register(sub):
     p.add_argument("--strategy", default="evolution", help="evolution (default) or random")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
-    p.add_argument("--accuracy", default="published",
-                   help="published (default prior), ofa-predictor:PATH or predictor:PATH")
+    p.add_argument("--accuracy", default="default",
+                   help="default (the model shipped for the space: for ofa, distilled from Once-for-All's "
+                        "released predictor; else the published prior), published, ofa (Once-for-All's "
+                        "released predictor, fetched once), ofa-predictor:PATH or predictor:PATH")
     p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top-k", type=int, default=5)
@@ -124,7 +126,9 @@ def format_result(result, run_dir: Path, exported: str | None = None) -> str:
                 err = f"; expected error MAPE {mape:.1f}%"
         margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
         lines.append(f"target {t.device}: <= {t.budget_ms:g} ms{margin} [{t.latency_source}{err}]")
-    lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]")
+    metric = result.accuracy.get("metric")
+    lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]"
+                 + (f"; predicts {metric}" if metric else ""))
     if result.best is None:
         lines.append("no architecture met the constraints")
         return "\n".join(lines)
