@@ -7,13 +7,18 @@ archs were drawn, the command that rebuilds it, and its fidelity on archs it was
 (overall, and among archs of nearly equal latency on named devices, which is what a search must
 rank).
 
-Sampling, in equal thirds, all canonical archs of the space:
+Sampling, all canonical archs of the space:
 
-* uniform: every dim drawn uniformly (what random search and the first generation see);
-* skewed: per arch and dim, choice probabilities drawn from a Dirichlet(0.4), so extreme archs
-  (all large kernels, all deep, ...) that a search's winners resemble are well covered;
-* cost-stratified: from a pool of uniform and skewed archs, equal numbers per (resolution,
-  MACs-decile) cell, so small and large nets at every resolution are equally represented.
+* uniform (a quarter): every dim drawn uniformly (what random search and the first generation see);
+* skewed (an eighth): per arch and dim, choice probabilities drawn from a Dirichlet(0.4), so
+  extreme archs (all large kernels, all deep, ...) are covered;
+* cost-stratified (an eighth): from a pool of uniform and skewed archs, equal numbers per
+  (resolution, MACs-decile) cell, so small and large nets at every resolution are represented;
+* search trajectories (half): every arch that hwnas's evolution visits when it maximises the
+  teacher under cost budgets, for MACs and for synthetic devices (each block's MACs times a
+  random per-block factor, so the frontiers of devices we have no table for are covered too), at
+  five budgets each. A search's winners sit where the teacher is highest for their cost: a
+  region uniform samples hardly reach and where a student fitted on them alone was ~1 point off.
 """
 
 from __future__ import annotations
@@ -62,11 +67,75 @@ def stratified_archs(space, rng: np.random.Generator, n: int) -> np.ndarray:
     return pool[rng.permutation(picked)[:n]]
 
 
-def distillation_archs(space, rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict]:
-    """The archs to label: uniform, skewed and cost-stratified thirds; and how many of each."""
-    n_u, n_s = n // 3, n // 3
+class _Recorder:
+    """The teacher, remembering every batch a search asks it to score."""
+
+    def __init__(self, teacher):
+        self.teacher, self.seen = teacher, []
+        self.name = "teacher"
+
+    def predict(self, X):
+        self.seen.append(np.asarray(X))
+        return self.teacher.predict(X)
+
+
+class _BlockCost:
+    """A synthetic device: each block's MACs times a per-block factor (``predict`` in pseudo-ms)."""
+
+    def __init__(self, space, factors: np.ndarray | None, name: str):
+        macs = np.asarray(space.block_costs()[0], dtype=np.float64) / 1e6
+        self.space, self.name = space, name
+        self.cost = np.append(macs * (1.0 if factors is None else factors), 0.0)  # -1: no block
+
+    def predict(self, X):
+        return self.cost[self.space.block_matrix(np.asarray(X))].sum(axis=1)
+
+
+class _Macs:
+    def __init__(self, space):
+        self.space, self.name = space, "macs"
+
+    def predict(self, X):
+        return np.asarray(self.space.macs(np.asarray(X)), dtype=np.float64) / 1e6
+
+
+N_SYNTHETIC_DEVICES = 7
+TRAJECTORY_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None) -> np.ndarray:
+    """n distinct archs visited by evolution maximising ``teacher`` under cost budgets."""
+    from nas.search import search
+
+    try:
+        n_blocks = len(space.block_costs()[0])
+        costs = [_BlockCost(space, None, "macs")] + [
+            _BlockCost(space, np.exp(rng.normal(0.0, 0.5, n_blocks)), f"synthetic-{i}")
+            for i in range(N_SYNTHETIC_DEVICES)]
+    except NotImplementedError:  # a space without per-block costs: MACs only
+        costs = [_Macs(space)]
+    probe = space.sample_encoded(rng, 4096)
+    runs = [(c, float(q)) for c in costs for q in np.quantile(c.predict(probe), TRAJECTORY_QUANTILES)]
+    per_run = max(500, int(np.ceil(2.5 * n / len(runs))))  # visited archs repeat; draw more than needed
+    rec = _Recorder(teacher)
+    for i, (cost, budget) in enumerate(runs):
+        search(space, cost, budget, accuracy=rec, budget=per_run, seed=int(rng.integers(2**31)), plot=False)
+        if log is not None and (i + 1) % 5 == 0:
+            log(f"search trajectories: {i + 1}/{len(runs)} searches")
+    X = np.unique(np.concatenate(rec.seen), axis=0)
+    return X[rng.permutation(len(X))[:n]]
+
+
+def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
+                       log=None) -> tuple[np.ndarray, dict]:
+    """The archs to label (see the module doc) and how many of each kind."""
+    n_traj = n // 2 if teacher is not None else 0
+    n_u = (n - n_traj) // 2
+    n_s = (n - n_traj - n_u) // 2
     parts = {"uniform": space.sample_encoded(rng, n_u), "skewed": skewed_archs(space, rng, n_s),
-             "cost_stratified": stratified_archs(space, rng, n - n_u - n_s)}
+             "cost_stratified": stratified_archs(space, rng, n - n_traj - n_u - n_s)}
+    if n_traj:
+        parts["search_trajectories"] = trajectory_archs(space, teacher, rng, n_traj, log)
     return np.concatenate(list(parts.values())), {k: int(len(v)) for k, v in parts.items()}
 
 
@@ -80,6 +149,17 @@ def train_mlp(F: np.ndarray, t: np.ndarray, hidden: Sequence[int], epochs: int, 
     """
     import torch
 
+    # One thread: batches of 512 rows are too small to share, and on a busy machine idle-spinning
+    # worker threads made an epoch 20x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress):
     torch.manual_seed(seed)
     layers, width = [], F.shape[1]
     for h in hidden:
@@ -175,7 +255,7 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     teacher_est = get_estimator(teacher, space)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    X, counts = distillation_archs(space, rng, n_samples)
+    X, counts = distillation_archs(space, rng, n_samples, teacher_est, log)
     y = np.asarray(teacher_est.predict(X), dtype=np.float64)
     # Held-out archs come from their own seeded stream: uniform, as a user's random archs would be.
     held_rng = np.random.default_rng([seed, 1])
@@ -200,7 +280,9 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
         "kind": "mlp", "space": space.name, "seed": seed, "hidden": list(hidden), "epochs": epochs,
         "n_train": int(len(X)), "sampling": counts,
         "sampling_note": "uniform; skewed (per-arch Dirichlet(0.4) choice probabilities); "
-                         "cost-stratified (equal counts per resolution x MACs decile)",
+                         "cost-stratified (equal counts per resolution x MACs decile); search trajectories "
+                         "(distinct archs visited by evolution maximising the teacher under MACs and "
+                         f"{N_SYNTHETIC_DEVICES} synthetic-device budgets at quantiles {list(TRAJECTORY_QUANTILES)})",
         "teacher": teacher, "teacher_name": tinfo["name"], "teacher_source": tinfo["source"],
         "teacher_sha256": _file_sha256(teacher_est),
         "heldout": dict(fid, note=f"{n_heldout} uniform archs from a seed stream the training archs "
