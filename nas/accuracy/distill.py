@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -116,7 +115,7 @@ def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None)
         costs = [_Macs(space)]
     probe = space.sample_encoded(rng, 4096)
     runs = [(c, float(q)) for c in costs for q in np.quantile(c.predict(probe), TRAJECTORY_QUANTILES)]
-    per_run = max(500, int(np.ceil(2.5 * n / len(runs))))  # visited archs repeat; draw more than needed
+    per_run = max(200, int(np.ceil(2.5 * n / len(runs))))  # visited archs repeat; draw more than needed
     rec = _Recorder(teacher)
     for i, (cost, budget) in enumerate(runs):
         search(space, cost, budget, accuracy=rec, budget=per_run, seed=int(rng.integers(2**31)), plot=False)
@@ -141,11 +140,13 @@ def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
 
 def train_mlp(F: np.ndarray, t: np.ndarray, hidden: Sequence[int], epochs: int, seed: int,
               batch_size: int = 512, max_lr: float = 2e-3,
-              progress: Callable[[int, float], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+              progress: Callable[[int, float], None] | None = None,
+              init: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """A ReLU MLP fitted to standardised targets ``t`` with Adam and a one-cycle learning rate.
 
     torch trains it (hundreds of thousands of rows in minutes on two cores, where scikit-learn's
-    MLP would take far longer); the weights come back as numpy (W as in x @ W + b).
+    MLP would take far longer); the weights come back as numpy (W as in x @ W + b). ``init``
+    starts from earlier weights (a refinement round).
     """
     import torch
 
@@ -154,12 +155,12 @@ def train_mlp(F: np.ndarray, t: np.ndarray, hidden: Sequence[int], epochs: int, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress)
+        return _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress, init)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress):
+def _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress, init):
     torch.manual_seed(seed)
     layers, width = [], F.shape[1]
     for h in hidden:
@@ -167,6 +168,11 @@ def _train(torch, F, t, hidden, epochs, seed, batch_size, max_lr, progress):
         width = h
     layers.append(torch.nn.Linear(width, 1))
     net = torch.nn.Sequential(*layers)
+    if init is not None:
+        with torch.no_grad():
+            for m, (W, b) in zip([m for m in net if isinstance(m, torch.nn.Linear)], init):
+                m.weight.copy_(torch.from_numpy(np.asarray(W, dtype=np.float32).T))
+                m.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float32)))
     Ft, tt = torch.from_numpy(np.ascontiguousarray(F, dtype=np.float32)), torch.from_numpy(t.astype(np.float32))
     steps_per_epoch = max(1, len(F) // batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=max_lr / 25)
@@ -236,7 +242,7 @@ def _file_sha256(estimator) -> str | None:
 
 
 def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_heldout: int = 10_000,
-            hidden: Sequence[int] = (256, 256), epochs: int = 30, seed: int = 0,
+            hidden: Sequence[int] = (256, 256), epochs: int = 30, seed: int = 0, refine: int = 1,
             bands: Sequence[str] = (), description: str | None = None, metric: str | None = None,
             command: str | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Fit hwnas's MLP to ``teacher``'s labels on sampled archs, save it with provenance to ``out``."""
@@ -267,29 +273,50 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     F = space.features(X)
     t_fit = time.perf_counter()
 
+    phase = {"epochs": epochs}
+
     def progress(epoch, loss):
         el = time.perf_counter() - t_fit
-        log(f"epoch {epoch}/{epochs}  train MSE (standardised) {loss:.5f}  elapsed {el:.0f}s  "
-            f"eta {el / epoch * (epochs - epoch):.0f}s")
+        n = phase["epochs"]
+        log(f"epoch {epoch}/{n}  train MSE (standardised) {loss:.5f}  elapsed {el:.0f}s  "
+            f"eta {el / epoch * (n - epoch):.0f}s")
 
     layers = train_mlp(F, (y - y_mean) / y_scale, hidden, epochs, seed, progress=progress)
     student = LearnedPredictor.from_layers(space, layers, y_mean, y_scale, seed=seed)
+    # Refinement: a search maximising the student lands where the student over-rates archs (the
+    # winner's curse); the archs its searches visit, labelled by the teacher, correct exactly that.
+    for r in range(refine):
+        X_new = trajectory_archs(space, student, rng, n_samples // 4, log)
+        X = np.concatenate([X, X_new])
+        y = np.concatenate([y, np.asarray(teacher_est.predict(X_new), dtype=np.float64)])
+        counts[f"student_trajectories_round{r + 1}"] = int(len(X_new))
+        F = space.features(X)
+        t_fit = time.perf_counter()
+        phase["epochs"] = max(1, epochs // 2)
+        log(f"refinement round {r + 1}/{refine}: {len(X_new)} archs the student's searches visit, "
+            f"labelled by the teacher; training on {len(X)}")
+        layers = train_mlp(F, (y - y_mean) / y_scale, hidden, max(1, epochs // 2), seed + r + 1,
+                           progress=progress, init=layers)
+        student = LearnedPredictor.from_layers(space, layers, y_mean, y_scale, seed=seed)
     fid = fidelity(space, student, teacher_est, X_held, band_specs, band_pool)
     tinfo = describe(teacher_est)
     meta = {
         "kind": "mlp", "space": space.name, "seed": seed, "hidden": list(hidden), "epochs": epochs,
+        "refine_rounds": refine, "refine_epochs": max(1, epochs // 2),
         "n_train": int(len(X)), "sampling": counts,
         "sampling_note": "uniform; skewed (per-arch Dirichlet(0.4) choice probabilities); "
                          "cost-stratified (equal counts per resolution x MACs decile); search trajectories "
                          "(distinct archs visited by evolution maximising the teacher under MACs and "
-                         f"{N_SYNTHETIC_DEVICES} synthetic-device budgets at quantiles {list(TRAJECTORY_QUANTILES)})",
+                         f"{N_SYNTHETIC_DEVICES} synthetic-device budgets at quantiles {list(TRAJECTORY_QUANTILES)}); per refinement round, the distinct "
+                         "archs visited by the same searches maximising the student, labelled by the teacher, "
+                         "then training continues from the student's weights for half the epochs",
         "teacher": teacher, "teacher_name": tinfo["name"], "teacher_source": tinfo["source"],
         "teacher_sha256": _file_sha256(teacher_est),
         "heldout": dict(fid, note=f"{n_heldout} uniform archs from a seed stream the training archs "
                                   "do not use; bands drawn from a further pool"),
         "heldout_spearman": fid["spearman"], "heldout_mae_top1_points": fid["mae_top1_points"],
         "fit_s": round(time.perf_counter() - t0, 1),
-        "rebuild_command": command or " ".join(shlex.quote(a) for a in ["nas", "fit-predictor", *sys.argv[1:]]),
+        "rebuild_command": command,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if description:

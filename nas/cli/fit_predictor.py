@@ -31,6 +31,9 @@ def register(sub):
     d.add_argument("--heldout", type=int, default=10_000, help="held-out archs for the fidelity (default 10000)")
     d.add_argument("--hidden", default="256,256", help="hidden layer widths (default 256,256)")
     d.add_argument("--epochs", type=int, default=25, help="training epochs (default 25)")
+    d.add_argument("--refine", type=int, default=1,
+                   help="refinement rounds: add the archs the student's own searches visit, labelled by the "
+                        "teacher, and train on (default 1)")
     d.add_argument("--heldout-band", action="append", default=[], metavar="DEVICE:BUDGET",
                    help="also report Spearman among held-out archs within 5%% of BUDGET on DEVICE "
                         "(repeatable), e.g. pixel:40ms")
@@ -72,16 +75,21 @@ def run(args) -> int:
 
 def _distil(args) -> int:
     import shlex
-    import sys
 
     from nas.accuracy.distill import distill
     from search_spaces.errors import UserError
 
     if args.kind != "mlp":
         raise UserError("--teacher distils into an MLP; drop --kind gbr")
-    command = " ".join(shlex.quote(a) for a in ["nas", *sys.argv[1:]]) if sys.argv[1:2] == ["fit-predictor"] else None
+    # The rebuild command, spelled out from the parsed options (every one that shapes the model).
+    argv = ["nas", "fit-predictor", "--space", args.space, "--teacher", args.teacher, "--samples", args.samples,
+            "--heldout", args.heldout, "--hidden", args.hidden, "--epochs", args.epochs, "--refine", args.refine, "--seed", args.seed]
+    argv += [x for b in args.heldout_band for x in ("--heldout-band", b)]
+    argv += [x for opt, v in (("--description", args.description), ("--metric", args.metric)) if v
+             for x in (opt, v)]
+    command = " ".join(shlex.quote(str(a)) for a in argv + ["--out", args.out])
     m = distill(args.space, args.teacher, args.out, n_samples=args.samples, n_heldout=args.heldout,
-                hidden=_hidden(args.hidden), epochs=args.epochs, seed=args.seed, bands=args.heldout_band,
+                hidden=_hidden(args.hidden), epochs=args.epochs, seed=args.seed, refine=args.refine, bands=args.heldout_band,
                 description=args.description, metric=args.metric, command=command)
     if args.json:
         print_json(m)
