@@ -28,6 +28,13 @@ def test_the_ofa_default_is_the_shipped_model_and_results_say_what_it_is(nas_cli
     assert f"accuracy: shipped [{DISTILLED}" in out
 
 
+def test_the_shipped_model_is_package_data():
+    from pathlib import Path
+
+    assert shipped_model_path("ofa").parent.name == "models"
+    assert '"accuracy/models/*.json"' in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+
+
 def test_the_shipped_model_records_its_provenance():
     meta = json.loads(shipped_model_path("ofa").read_text())["metadata"]
     assert meta["teacher_sha256"] == RELEASED.sha256
