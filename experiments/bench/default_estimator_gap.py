@@ -41,6 +41,21 @@ FIDELITY_SEED = 20261202  # not the fit's seed stream (nas fit-predictor --seed 
 GOALS = {"spearman": 0.99, "band_spearman": 0.95, "mae_top1_points": 0.2}
 
 
+def seed_spread(device: str, budget_ms: float, teacher, teacher_spec: str, seeds) -> dict:
+    """Default vs released picks (both scored by the released predictor) over several seeds."""
+    import nas
+    from search_spaces import get_space
+
+    sp = get_space("ofa")
+    out = {}
+    for label, acc in (("default", "default"), ("released", teacher_spec)):
+        out[label] = [round(float(teacher.predict(sp.encode([
+            nas.search("ofa", device, budget_ms, accuracy=acc, seed=s, plot=False).best.arch]))[0]), 4)
+            for s in seeds]
+    out["mean_gap_points"] = round(100 * (sum(out["released"]) - sum(out["default"])) / len(seeds), 2)
+    return out
+
+
 def picks(device: str, budget_ms: float, teacher, teacher_spec: str, search_budget: int | None) -> dict:
     import nas
     from nas.search import DEFAULT_BUDGET
@@ -87,6 +102,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", help="also write the JSON here (atomically)")
     ap.add_argument("--quick", action="store_true", help="pixel 40 ms and note10 25 ms at budget 5000 (smoke run)")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[],
+                    help="also run both searches at these seeds and print the mean gap (search noise vs model error)")
     args = ap.parse_args()
     data = ofa_data_dir()
     reason = missing_data_reason(data)
@@ -105,6 +122,8 @@ def main() -> None:
             for b in budgets:
                 rows.append(picks(device, b, teacher, teacher_spec, 5000 if args.quick else None))
                 r = rows[-1]
+                if args.seeds:
+                    r["seeds"] = {"seeds": args.seeds, **seed_spread(device, b, teacher, teacher_spec, args.seeds)}
                 print(f"{device} {b} ms: default pick {r['default']['released_top1']:.4f}, released pick "
                       f"{r['released']['released_top1']:.4f}, gap {r['gap_points']:.2f} points", file=sys.stderr)
     fid = fidelity(teacher)
@@ -117,6 +136,11 @@ def main() -> None:
               f"{r['released']['released_top1']:>15.4f}{r['gap_points']:>9.2f}"
               f"{r['published']['released_top1']:>16.4f}{r['published_gap_points']:>9.2f}  {'yes' if r['ok'] else 'NO'}")
     print("(picks scored by Once-for-All's released predictor; gap goal <= 0.3 points)")
+    for r in rows:
+        if "seeds" in r:
+            sd = r["seeds"]
+            print(f"{r['device']} {r['budget_ms']:g} ms, seeds {sd['seeds']}: default picks {sd['default']}, "
+                  f"released picks {sd['released']}, mean gap {sd['mean_gap_points']:.2f} points")
     print(f"fidelity on {fid['n_archs']} held-out archs: Spearman {fid['spearman']:.4f} (goal >= 0.99), "
           f"MAE {fid['mae_top1_points']:.3f} top-1 points (goal <= 0.2), max {fid['max_abs_err_top1_points']:.2f}")
     for b in fid["bands"]:
