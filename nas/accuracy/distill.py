@@ -39,9 +39,18 @@ N_MAC_BINS = 10
 BAND_FRAC = 0.05  # a latency band: archs within 5 % of the named budget
 
 
+def _searched_table(space) -> tuple[np.ndarray, np.ndarray]:
+    """(per-dim number of searched values, (n_dims, max) table of their choice indices)."""
+    counts = np.array([len(d.search_index) for d in space.dims])
+    table = np.zeros((len(counts), counts.max()), np.int64)
+    for j, d in enumerate(space.dims):
+        table[j, :counts[j]] = d.search_index
+    return counts, table
+
+
 def skewed_archs(space, rng: np.random.Generator, n: int) -> np.ndarray:
     """n archs whose per-dim choice probabilities are themselves random (Dirichlet), vectorised."""
-    counts, table = space._search_table
+    counts, table = _searched_table(space)
     width = int(counts.max())
     g = rng.gamma(DIRICHLET_ALPHA, size=(n, len(counts), width))
     g[:, np.arange(width)[None, :] >= counts[:, None]] = 0.0
