@@ -18,7 +18,7 @@ class ArchScore(BaseModel):
     """One architecture with everything the search estimated about it."""
 
     arch: dict[str, Any]
-    top1: float = Field(description="estimated ImageNet top-1, as a fraction")
+    top1: float = Field(description="estimated accuracy as a fraction; what it measures: SearchResult.accuracy['metric']")
     latency_ms: dict[str, float] = Field(description="predicted latency per target device")
     macs: float | None = Field(description="multiply-accumulates; null when the space can neither count nor build it")
     params: float | None = Field(description="trainable parameters; null when unknown")

@@ -136,7 +136,7 @@ def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Gener
 
 
 @holds_run_folder  # out=: refuses earlier results, locks the folder while this call writes
-def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accuracy="published",
+def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accuracy="default",
            budget: int = DEFAULT_BUDGET, seed: int = 0, reward: str = "hard", w: float = -0.07,
            latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
@@ -146,9 +146,11 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
 
     ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target`` and
     ``accuracy`` also accept objects (a SearchSpace, a DeviceProfile or anything with
-    ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``). ``budget`` counts
+    ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``); ``accuracy="default"`` is
+    the model shipped for the space, else the ``published`` prior (``nas.accuracy``). ``budget`` counts
     distinct accuracy evaluations (a re-proposed arch is free). ``strategy=None`` picks ``evolution``,
-    or ``predictor-evolution`` when the estimator declares a cost per arch (``cost_s``). With ``out``, the run folder gets result.json, a PNG and checkpoints;
+    or ``predictor-evolution`` when the estimator declares a cost per arch (``cost_s``). With ``out``,
+    the run folder gets result.json, a PNG and checkpoints;
     ``resume=True`` continues a killed run there with the same result as an uninterrupted one.
     ``verify=True`` measures the top-k whole on targets measured on this host and re-ranks them.
     """
@@ -254,8 +256,9 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
     front = _scores(sp, objective, a["front_X"], a["front_acc"], a["front_lat"], a["front_score"])
     acc_info = describe(est)
     notes = list(outcome.notes)
-    if acc_info["name"] == "published":
-        notes.append("accuracy is a prior fitted on published ImageNet results, not a measurement of these archs")
+    notes.append(f"accuracy ({acc_info['metric']}) is {acc_info['source']}")
+    if acc_info.get("ranking"):
+        notes.append(f"the accuracy estimator {acc_info['ranking']}")
     for t in objective.targets:
         if "modelled" in t.source:
             notes.append(f"latency on {t.device} is modelled from published measurements, not measured")

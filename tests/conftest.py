@@ -27,6 +27,18 @@ def device_dir(tmp_path, monkeypatch) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def offline_cache(tmp_path, monkeypatch) -> Path:
+    """Every test gets an empty download cache and is offline: no test may reach the internet.
+
+    Tests of the fetcher turn HWNAS_OFFLINE off and point the URL at a server on 127.0.0.1.
+    """
+    d = tmp_path / "cache"
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(d))
+    monkeypatch.setenv("HWNAS_OFFLINE", "1")
+    return d
+
+
 @pytest.fixture
 def nas_cli(tmp_path, monkeypatch, capsys):
     """Run the `nas` CLI in-process: returns (exit code, stdout, stderr)."""

@@ -23,6 +23,7 @@ from search_spaces.errors import UserError
 
 FORMAT = "hwnas-accuracy-predictor"
 FORMAT_VERSION = 1
+DEFAULT_METRIC = "top-1 as a fraction, as in the data it was fitted on"
 KINDS = ("mlp", "gbr")
 _BATCH = 65536  # rows per forward-pass chunk: bounds memory on 1M-arch populations
 
@@ -30,6 +31,20 @@ _BATCH = 65536  # rows per forward-pass chunk: bounds memory on 1M-arch populati
 def feature_layout(space) -> list[list]:
     """[dim name, searched choices] per dim: what each one-hot column of ``space.features`` means."""
     return [[d.name, [_jsonable(v) for v in d.searched]] for d in space.dims]
+
+
+def ranking_text(meta: dict) -> str:
+    """What a learned predictor can rank, from its metadata (held-out fidelity, teacher, bands)."""
+    held = meta.get("heldout") or {}
+    if meta.get("teacher"):
+        bands = "".join(f"; {b['spearman']:.3f} among archs within 5 % of {b['budget_ms']:g} ms on {b['device']}"
+                        for b in held.get("bands", []))
+        return (f"ranks nets of equal MACs as its teacher does: held-out Spearman vs the teacher "
+                f"{held.get('spearman')}, MAE {held.get('mae_top1_points')} top-1 points{bands}")
+    rho = meta.get("heldout_spearman")
+    fit = f" (held-out Spearman {rho:.3f})" if isinstance(rho, (int, float)) else ""
+    return (f"ranks archs by learned per-choice effects{fit}: it can tell nets of equal MACs apart "
+            f"as far as its training data does")
 
 
 def _jsonable(v):
@@ -52,15 +67,35 @@ class LearnedPredictor:
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.path = None
+        # What the predicted fraction is; `nas fit-predictor --metric` names it, results repeat it.
+        self.metric = DEFAULT_METRIC
 
     @property
     def source(self) -> str:
         meta = getattr(self, "metadata_", {}) or {}
         rho = meta.get("heldout_spearman")
-        where = f" from {self.path}" if self.path else ""
         fit = f", held-out Spearman {rho:.3f}" if isinstance(rho, (int, float)) else ""
+        if meta.get("description"):
+            return f"{meta['description']}{fit}"
+        where = f" from {self.path}" if self.path else ""
         return (f"{self.kind} predictor{where} trained on {meta.get('n_train', '?')} measured "
                 f"(arch, top-1) pairs{fit}")
+
+    @property
+    def ranking(self) -> str:
+        """What this estimator can rank, from its recorded held-out fidelity."""
+        return ranking_text(getattr(self, "metadata_", {}) or {})
+
+    @classmethod
+    def from_layers(cls, space, layers: Sequence[tuple[np.ndarray, np.ndarray]], y_mean: float,
+                    y_scale: float, seed: int = 0) -> "LearnedPredictor":
+        """An MLP predictor from weights trained elsewhere (x @ W + b per layer, ReLU between)."""
+        obj = cls(space, kind="mlp", seed=seed, hidden=[W.shape[1] for W, _ in layers[:-1]])
+        obj.layers_ = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in layers]
+        obj.y_mean_, obj.y_scale_ = float(y_mean), float(y_scale)
+        obj.layout_ = feature_layout(space)
+        obj.metadata_ = {"n_train": None}
+        return obj
 
     # ---- the estimator contract ---------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LearnedPredictor":
@@ -166,19 +201,25 @@ class LearnedPredictor:
         return total
 
     # ---- persistence --------------------------------------------------------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self, significant_digits: int | None = None) -> dict:
+        """The JSON-ready model; ``significant_digits`` rounds the weights (smaller shipped files)."""
         if not hasattr(self, "layout_"):
             raise UserError("cannot save an unfitted predictor")
+
+        def arr(a: np.ndarray) -> list:
+            if significant_digits is None:
+                return a.tolist()
+            return np.vectorize(lambda v: float(f"{v:.{significant_digits}g}"), otypes=[object])(a).tolist()
+
         d: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
             "space": self.space.name, "space_version": str(getattr(self.space, "version", "1")),
-            "target": "ImageNet top-1 as a fraction", "seed": self.seed,
+            "target": self.metric, "seed": self.seed,
             "feature_layout": self.layout_, "n_features": int(sum(len(c) for _, c in self.layout_)),
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "metadata": self.metadata_,
         }
         if self.kind == "mlp":
-            d["mlp"] = {"activation": "relu", "layers": [{"W": W.tolist(), "b": b.tolist()}
-                                                         for W, b in self.layers_]}
+            d["mlp"] = {"activation": "relu", "layers": [{"W": arr(W), "b": arr(b)} for W, b in self.layers_]}
         else:
             d["gbr"] = {"init": self.init_, "learning_rate": self.learning_rate,
                         "trees": [{"left": l.tolist(), "right": r.tolist(), "feature": f.tolist(),
@@ -186,10 +227,10 @@ class LearnedPredictor:
                                   for l, r, f, t, v in self.trees_]}
         return d
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, significant_digits: int | None = None) -> Path:
         from nas.io import atomic_write_text
 
-        return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        return atomic_write_text(path, json.dumps(self.to_dict(significant_digits), separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path, space) -> "LearnedPredictor":
@@ -232,6 +273,7 @@ class LearnedPredictor:
             obj.layout_ = d["feature_layout"]
             obj.y_mean_, obj.y_scale_ = float(d["y_mean"]), float(d["y_scale"])
             obj.metadata_ = dict(d.get("metadata") or {})
+            obj.metric = str(d.get("target") or DEFAULT_METRIC)
             n_feat = int(d["n_features"])
             if kind == "mlp":
                 obj.layers_ = [(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64))
@@ -343,7 +385,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fit_predictor(space, data: str | Path, out: str | Path, kind: str = "mlp", seed: int = 0,
-                  test_frac: float = 0.2) -> dict:
+                  test_frac: float = 0.2, metric: str | None = None) -> dict:
     """Train a predictor on a data file, report held-out Spearman and MAE, save it to ``out``.
 
     Returns a summary dict (also stored in the saved model's ``metadata``).
@@ -379,5 +421,6 @@ def fit_predictor(space, data: str | Path, out: str | Path, kind: str = "mlp", s
         "note": "the saved model is the one trained on the n_train pairs; the metrics are on the held-out pairs",
     }
     model.metadata_ = summary
+    model.metric = metric or DEFAULT_METRIC
     model.save(out)
     return summary

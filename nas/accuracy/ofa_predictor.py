@@ -18,7 +18,22 @@ import torch
 from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
+from nas.fetch import Remote
+
 from .base import as_matrix
+
+# Once-for-All's released predictor, as its own tutorial code downloads it
+# (ofa/tutorial/accuracy_predictor.py in mit-han-lab/once-for-all; the older tutorial's address
+# is kept as a fallback). The hash is of the released file.
+RELEASED = Remote(
+    filename="ofa_acc_predictor.pth",
+    urls=("https://raw.githubusercontent.com/han-cai/files/master/ofa/acc_predictor.pth",
+          "https://hanlab.mit.edu/files/OnceForAll/tutorial/acc_predictor.pth"),
+    sha256="48685122a3540636b06699af66cd816456b25f29b69563e2fda9bed4018eeba0",
+    what="Once-for-All's released accuracy predictor (acc_predictor.pth)",
+    url_env="HWNAS_OFA_PREDICTOR_URL",
+)
+METRIC = "ImageNet top-1 (fraction) of subnets of Once-for-All's trained w1.2 supernet, as its predictor estimates it"
 
 N_SLOTS = 20
 N_RES_BINS = 8
@@ -49,6 +64,9 @@ class OFAAccuracyPredictor:
     """Loads ``acc_predictor.pth`` (weights only) and predicts top-1 for ``ofa`` archs."""
 
     name = "ofa-predictor"
+    metric = METRIC
+    ranking = ("ranks subnets by Once-for-All's predictor, fitted on measured subnets of its trained "
+               "supernet: it tells nets of equal MACs apart")
 
     def __init__(self, space: SearchSpace, path: str | Path):
         if getattr(space, "name", None) != "ofa":

@@ -34,6 +34,10 @@ FEATURES = ("-macs_m^-gamma", "ln_params_m", "ln_res_224", "recipe_ofa")
 # 389M / 482M / 595M nets (79.1 / 79.6 / 80.0 %) contradict, so the search stops at 1.
 GAMMAS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 DEFAULT_ALPHA = 0.1  # chosen by leave-one-out MAE among 0.01, 0.1, 1 (docs/accuracy.md)
+METRIC = "ImageNet top-1 (fraction), a prior from published results"
+SHORT_SOURCE = "size-only prior fitted on published ImageNet results (MACs, params, resolution)"
+RANKING = ("ranks nets by size only (MACs, params, resolution): it cannot tell two nets of equal MACs apart, "
+           "so a search with it spends the budget on MACs rather than on the best layers")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class PublishedPrior:
     """
 
     name = "published"
+    metric = METRIC
 
     def __init__(self, space, recipe: str | None = None, alpha: float = DEFAULT_ALPHA,
                  data_path: str | Path | None = None):
@@ -143,6 +148,12 @@ class PublishedPrior:
         return (f"prior fitted on {n} published ImageNet results (MobileNetV2/V3, MnasNet, "
                 f"ProxylessNAS, Once-for-All released nets) from MACs, params and resolution; "
                 f"an estimate, not a measurement of this arch")
+
+    @property
+    def ranking(self) -> str:
+        from . import alternatives
+
+        return RANKING + (alternatives(self.space) if self.space is not None else "")
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> "PublishedPrior":
         """Fit on the published results, plus (optionally) this space's archs ``X`` with top-1 ``y``.

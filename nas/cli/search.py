@@ -45,8 +45,10 @@ def register(sub):
                         "estimator declares a cost per arch (cost_s); see docs/search.md)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
-    p.add_argument("--accuracy", default="published",
-                   help="published (default prior), ofa-predictor:PATH or predictor:PATH")
+    p.add_argument("--accuracy", default="default",
+                   help="default (the model shipped for the space: for ofa, distilled from Once-for-All's "
+                        "released predictor; else the published prior), published, ofa (Once-for-All's "
+                        "released predictor, fetched once), ofa-predictor:PATH or predictor:PATH")
     p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="random seed; the same seed and settings give the same result (default 0)")
@@ -171,7 +173,9 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}]")
         if verbose:
             lines.append(f"  latency source: {t.latency_source}")
-    lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]")
+    metric = result.accuracy.get("metric")
+    lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]"
+                 + (f"; predicts {metric}" if metric else ""))
     if result.best is None:
         lines.append("no architecture met the constraints")
         return "\n".join(lines)

@@ -14,7 +14,11 @@ def register(sub):
 def run(args) -> int:
     from nas.api import describe_spaces
 
+    from nas.accuracy import default_summary
+
     rows = describe_spaces()
+    for row in rows:  # what the default accuracy estimator of each space can and cannot rank
+        row["accuracy_default"] = default_summary(row["name"])
     if args.json:
         print_json(rows)
         return 0
@@ -24,4 +28,6 @@ def run(args) -> int:
               + (f" ({row['size_per_resolution']:.3e} per resolution)" if "size_per_resolution" in row else ""))
         for d in row["dims"]:
             print(f"  {d['names']:<16} {d['values']}")
+        acc = row["accuracy_default"]
+        print(f"  accuracy default: {acc['spec']}: {acc['source']}; it {acc['ranking']}")
     return 0
