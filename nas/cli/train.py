@@ -25,7 +25,7 @@ def register(sub):
     p.add_argument("--dump-plan", metavar="PATH", help="write the --plan as editable YAML to PATH and exit")
     p.add_argument("--epochs", type=int, default=30, help="total epochs, spread over the plan's phases")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1, help="base learning rate (phases scale it)")
+    p.add_argument("--lr", type=float, default=0.2, help="base learning rate (phases scale it)")
     p.add_argument("--weight-decay", type=float, default=5e-5)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--label-smoothing", type=float, default=0.1)
