@@ -60,6 +60,12 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required (the run folder)")
+    from pathlib import Path
+
+    from nas.train.checkpoint import CHECKPOINT_FILE
+
+    if args.resume and not (Path(args.out) / CHECKPOINT_FILE).is_file():
+        raise UserError(f"--resume: {args.out!r} holds no {CHECKPOINT_FILE}; it is not a `nas train` run folder")
     if args.threads:
         import torch
 
