@@ -27,6 +27,7 @@ class TrialKind:
     # starts, so a bad path or parameter is one line there rather than a traceback in a worker.
     # Called once per trial with a cache shared across the sweep's trials.
     check: Callable[[dict, dict], None] | None = None
+    columns: tuple[str, ...] = ()  # extra summary metrics the sweep's table keeps
 
     def validate(self, cfg: dict, where: str = "") -> dict:
         try:
@@ -47,9 +48,9 @@ _KINDS: dict[str, TrialKind] = {}
 
 
 def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json",
-                        check: Callable[[dict, dict], None] | None = None):
+                        check: Callable[[dict, dict], None] | None = None, columns: tuple[str, ...] = ()):
     def deco(fn):
-        _KINDS[name] = TrialKind(name, params, fn, done_file, check)
+        _KINDS[name] = TrialKind(name, params, fn, done_file, check, tuple(columns))
         return fn
 
     return deco
