@@ -23,6 +23,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from .accuracy import describe, get_estimator
+from .accuracy.run_state import KeepsRunState
 from .io import atomic_write_bytes, atomic_write_json, read_json
 from .objective import Objective, Target
 from .results import ArchScore, SearchResult, TargetInfo, versions
@@ -344,6 +345,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy="evolution", 
         atomic_write_json(run_dir / "config.json", config)
         if hasattr(strat, "use_run_dir"):  # strategies with their own durable state (Optuna's study)
             strat.use_run_dir(run_dir)
+        if isinstance(est, KeepsRunState):  # e.g. supernet:CKPT's cache: a resume never measures twice
+            est.use_run_dir(run_dir)
 
     cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
     archive, history, n_eval = run_search(search_space, objective, strat, int(budget), int(seed), int(top_k),

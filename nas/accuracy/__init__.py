@@ -1,4 +1,4 @@
-"""Accuracy estimators, reachable by spec: ``published``, ``ofa-predictor:PATH``, ``predictor:PATH``.
+"""Accuracy estimators, reachable by spec: ``published``, ``ofa-predictor:PATH``, ``predictor:PATH``, ``supernet:CKPT``.
 
 Every estimator predicts ImageNet top-1 as a fraction from a space's encoded matrix; any object
 with ``predict(X)`` stands in for one.
@@ -67,6 +67,15 @@ def _learned(space, path):
     from .learned import LearnedPredictor
 
     return LearnedPredictor.load(path, space)
+
+
+@register_estimator("supernet", needs_path=True,
+                    help="top-1 measured with a trained supernet: supernet:CKPT[,data=SPEC] (see --data)")
+def _supernet(space, arg):
+    from .supernet import SupernetAccuracy, parse_spec
+
+    opts = parse_spec(arg)
+    return SupernetAccuracy(space, opts["ckpt"], data=opts["data"], calib_images=opts["calib"])
 
 
 __all__ = ["AccuracyEstimator", "as_matrix", "describe", "get_estimator", "list_estimators",
