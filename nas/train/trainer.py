@@ -52,7 +52,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     grad_sync: Callable[[list[torch.Tensor]], None] | None = None
-    on_checkpoint: Callable[[Path, dict], None] | None = None
+    on_epoch: Callable[[Path | None, dict], None] | None = None  # every worker, after each epoch
 
     @property
     def main(self) -> bool:
@@ -195,10 +195,7 @@ class Trainer:
     def save(self) -> Path | None:
         if not self.dist.main:
             return None
-        path = save_training_state(self.state(), self.out / CHECKPOINT_FILE)
-        if self.dist.on_checkpoint is not None:
-            self.dist.on_checkpoint(path, self.history[-1] if self.history else {})
-        return path
+        return save_training_state(self.state(), self.out / CHECKPOINT_FILE)
 
     # ---- plan position -------------------------------------------------------------------
     def phase_index(self, epoch: int) -> int:
@@ -328,9 +325,12 @@ class Trainer:
         self.history.append(rec)
         self.epoch, self.step = e + 1, 0
         self.sums = {"loss": 0.0, "n": 0}
+        path = None
         if self.dist.main:
-            self.save()
+            path = self.save()
             self.write_logs()
+        if self.dist.on_epoch is not None:
+            self.dist.on_epoch(path, rec)
         if self._stop and self.epoch < cfg.epochs:
             raise Stopped(self.out / CHECKPOINT_FILE)
 
@@ -392,14 +392,18 @@ def plot_training(history: list[dict], path: Path) -> Path:
 
 
 def train_supernet(cfg: TrainConfig, out: str | Path, resume: bool = False, plan: Plan | None = None,
-                   quiet: bool = False) -> dict:
-    """Train (or continue, with ``resume``) a supernet in ``out``; returns the summary (also result.json)."""
+                   quiet: bool = False, on_epoch: Callable[[Path | None, dict], None] | None = None) -> dict:
+    """Train (or continue, with ``resume``) a supernet in ``out``; returns the summary (also result.json).
+
+    ``on_epoch(checkpoint_path, record)`` is called after each epoch (e.g. to report to Ray Tune).
+    """
+    dist = Dist(on_epoch=on_epoch)
     out = Path(out)
     ckpt = out / CHECKPOINT_FILE
     if resume and ckpt.exists():
         st = load_training_state(ckpt)
         cfg = TrainConfig.model_validate(st["config"])
-        trainer = Trainer(cfg, out, plan_from_dict(st["plan"], str(ckpt)), quiet=quiet)
+        trainer = Trainer(cfg, out, plan_from_dict(st["plan"], str(ckpt)), dist=dist, quiet=quiet)
         trainer.load_state(st)
     else:
         if out.exists() and any(out.iterdir()) and not resume:
@@ -408,7 +412,7 @@ def train_supernet(cfg: TrainConfig, out: str | Path, resume: bool = False, plan
         if out.exists() and any(out.iterdir()):
             raise UserError(f"--resume: {str(out)!r} holds no {CHECKPOINT_FILE}; it is not a `nas train` folder")
         out.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(cfg, out, plan, quiet=quiet)
+        trainer = Trainer(cfg, out, plan, dist=dist, quiet=quiet)
         (out / "plan.yaml").write_text(plan_yaml(trainer.plan))
     summary = trainer.run()
     finish(trainer, summary)

@@ -347,11 +347,11 @@ def _ofa_w10() -> OFASpace:
 
 
 # Small images (e.g. 8x8 digits upscaled): a quarter of the width, a stride-1 stem, searched
-# resolutions 16..24. The number of classes follows the data (``variant(n_classes=...)``; 10 by default).
-SMALL_RESOLUTIONS = tuple(range(16, 129, 4))
+# resolutions 12..20. The number of classes follows the data (``variant(n_classes=...)``; 10 by default).
+SMALL_RESOLUTIONS = tuple(range(8, 129, 4))
 
 
 @register_space("ofa-small")
 def _ofa_small() -> OFASpace:
     return OFASpace(0.25, n_classes=10, stem_stride=1, resolutions=SMALL_RESOLUTIONS,
-                    search_resolutions=(16, 20, 24))
+                    search_resolutions=(12, 16, 20))
