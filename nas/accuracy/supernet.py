@@ -143,6 +143,7 @@ class HeldOutData:
         tr, ho = split_held_out(ds.labels, ts.held_out, ts.seed)
         self.spec = data_spec
         self.train_images = ds.images[torch.as_tensor(tr)]
+        self.train_labels = ds.labels[torch.as_tensor(tr)]
         self.held_images = ds.images[torch.as_tensor(ho)]
         self.held_labels = ds.labels[torch.as_tensor(ho)]
         mean, std = ds.subset(tr).mean_std()
