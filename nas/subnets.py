@@ -35,13 +35,16 @@ def _refuse_existing(path: Path) -> None:
 
 
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
-                 seed: int = 0, space: str | None = None, progress: bool = True) -> dict:
+                 seed: int = 0, space: str | None = None, progress: bool = True,
+                 calib_images: int | None = None) -> dict:
     """Measure ``n`` distinct random subnets; write the CSV ``out``; return a summary."""
     out = Path(out)
     _refuse_existing(out)
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     ts = load_trained_supernet(ckpt, space)
+    if calib_images is not None:
+        ts.calib_images = calib_images
     sp = get_space(space or ts.net.space.name)
     hd = HeldOutData(data or ts.data or "digits", ts)
     rng = np.random.default_rng(seed)

@@ -95,17 +95,17 @@ def test_search_on_measured_accuracy_resumes_without_remeasuring(small, tmp_path
 
 def test_eval_subnets_then_fit_predictor_then_search_on_it(small, tmp_path, nas_cli):
     pairs = tmp_path / "pairs.csv"
-    code, out, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "30",
+    code, out, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "12",
                              "--target", "pixel", "--out", pairs, "--quiet")
     assert code == 0, err
     rows = list(csv.DictReader(pairs.open()))
-    assert len(rows) == 30 and {"arch", "top1", "macs", "params", "latency_ms_pixel1"} <= set(rows[0])
-    assert len({r["arch"] for r in rows}) == 30
+    assert len(rows) == 12 and {"arch", "top1", "macs", "params", "latency_ms_pixel1"} <= set(rows[0])
+    assert len({r["arch"] for r in rows}) == 12
     code, out, err = nas_cli("fit-predictor", "--space", "ofa-small", "--data", pairs, "--out", tmp_path / "p.json",
                              "--kind", "gbr")
     assert code == 0, err and "Spearman" in out
     code, out, err = nas_cli("search", "--space", "ofa-small", "--accuracy", f"predictor:{tmp_path / 'p.json'}",
-                             "--target", "pixel", "--latency", "5ms", "--budget", "200", "--out", tmp_path / "s",
+                             "--target", "pixel", "--latency", "5ms", "--budget", "50", "--out", tmp_path / "s",
                              "--no-plot", "--quiet")
     assert code == 0, err
     code, _, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "3", "--out", pairs)
@@ -119,7 +119,7 @@ def test_finetune_keeps_or_improves_and_exports_onnx_that_runs(small, tmp_path, 
     arch = sp.decode(sp.sample_encoded(np.random.default_rng(3), 1))[0]
     (tmp_path / "arch.json").write_text(json.dumps(arch))
     code, out, err = nas_cli("finetune", tmp_path / "arch.json", "--ckpt", small, "--data", small / "d10.npz",
-                             "--epochs", "2", "--lr", "0.05", "--out", tmp_path / "ft", "--quiet", "--json")
+                             "--epochs", "1", "--lr", "0.05", "--out", tmp_path / "ft", "--quiet", "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r["held_out_top1"] >= r["held_out_top1_inherited"]

@@ -18,6 +18,7 @@ def register(sub):
     p.add_argument("--out", required=True, help="CSV to write (must not exist)")
     p.add_argument("--target", action="append", default=[], help="device to price each arch on (repeatable)")
     p.add_argument("--space", help="space name the checkpoint must belong to (default: the checkpoint's)")
+    p.add_argument("--calib", type=int, help="BatchNorm calibration images per arch (default: the training run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -31,5 +32,5 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     print_json(eval_subnets(args.ckpt, args.data, args.n, args.out, devices=args.target, seed=args.seed,
-                            space=args.space, progress=not args.quiet))
+                            space=args.space, progress=not args.quiet, calib_images=args.calib))
     return 0
