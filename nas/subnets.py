@@ -220,5 +220,5 @@ def _ort_check(path: Path, model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
     ref = model.eval()(x).numpy()
     diff = float(np.abs(got - ref).max())
     if not diff <= 1e-4 * max(1.0, float(np.abs(ref).max())):
-        raise UserError(f"the exported ONNX file's outputs differ from torch by {diff:.2e}; not exported correctly")
+        raise RuntimeError(f"the exported ONNX file's outputs differ from torch by {diff:.2e}; not exported correctly")
     return float((got.argmax(1) == y.numpy()).mean()), diff
