@@ -20,6 +20,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from .accuracy import describe, get_estimator
+from .accuracy.run_state import KeepsRunState
 from .io import atomic_write_json, read_json
 from .objective import Objective, Target, cost_s
 from .run_folder import holds_run_folder
@@ -202,6 +203,8 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
             _check(run_dir / "checkpoint.npz", fingerprint)  # same configuration, or a one-line error
             return load_result(run_dir)  # a finished run: its result stays as it is
         atomic_write_json(run_dir / "config.json", config)
+        if isinstance(est, KeepsRunState):  # e.g. supernet:CKPT's cache: a resume never measures twice
+            est.use_run_dir(run_dir)
 
     cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
     outcome = run_search(sp, grid, objective, strat, resolved, int(budget), int(seed), int(top_k),

@@ -1,5 +1,5 @@
 """Accuracy estimators, reachable by spec: ``default``, ``published``, ``ofa``, ``ofa-predictor:PATH``,
-``predictor:PATH``.
+``predictor:PATH``, ``supernet:CKPT``.
 
 Every estimator predicts accuracy as a fraction in [0, 1] from a space's encoded matrix, and says
 what that fraction is (``metric``), where its numbers come from (``source``) and what it can rank
@@ -127,6 +127,15 @@ def _learned(space, path):
     from .learned import LearnedPredictor
 
     return LearnedPredictor.load(path, space)
+
+
+@register_estimator("supernet", needs_path=True,
+                    help="top-1 measured with a trained supernet: supernet:CKPT[,data=SPEC] (see --data)")
+def _supernet(space, arg):
+    from .supernet import SupernetAccuracy, parse_spec
+
+    opts = parse_spec(arg)
+    return SupernetAccuracy(space, opts["ckpt"], data=opts["data"], calib_images=opts["calib"])
 
 
 __all__ = ["AccuracyEstimator", "UnitChecked", "alternatives", "as_matrix", "default_spec", "default_summary",

@@ -16,7 +16,8 @@ from search_spaces.errors import UserError
 
 # Module names under nas.cli, in the order `nas --help` lists them.
 COMMANDS = ["spaces", "devices", "convert", "export", "predict", "import_table", "fit_device", "search",
-            "fit_predictor", "profile", "measure", "calibrate", "validate_latency", "sweep", "train"]
+            "fit_predictor", "profile", "measure", "calibrate", "validate_latency", "sweep", "train",
+            "eval_subnets", "finetune", "import_weights"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -20,6 +20,20 @@ def _strategies() -> str:
 
     return ", ".join(list_strategies())
 
+# Measured accuracy costs ~0.05-0.2 s per arch on 2 cores: this default keeps a search to minutes.
+EXPENSIVE_BUDGET = 600
+
+
+def accuracy_spec(accuracy: str, data: str | None) -> str:
+    """The estimator spec with --data folded in (so config.json, and hence --resume, keeps it)."""
+    from search_spaces.errors import UserError
+
+    if data is None:
+        return accuracy
+    if not accuracy.startswith("supernet:"):
+        raise UserError("--data is for --accuracy supernet:CKPT (measured accuracy); other estimators take no data")
+    return f"{accuracy},data={data}"
+
 
 def register(sub):
     p = add_command(
@@ -30,7 +44,8 @@ def register(sub):
         "  nas search --space ofa --target pixel --latency 80ms --target x86 --latency 20ms --budget 50000\n"
         "  nas search --space-module experiments/custom_space.py:TinyChain --target pixel --latency 20ms\n"
         "  nas search --space ofa --target pixel --latency 80ms --out runs/pixel80\n"
-        "  nas search --resume runs/pixel80      (after a kill: continues to the uninterrupted result)", run)
+        "  nas search --resume runs/pixel80      (after a kill: continues to the uninterrupted result)\n"
+        "  nas search --space ofa-small --accuracy supernet:runs/ps --data digits --target x86 --latency 2ms", run)
     p.add_argument("--space", help="search space (see nas spaces; default ofa)")
     p.add_argument("--space-module", metavar="PATH.py:CLASS",
                    help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
@@ -48,8 +63,12 @@ def register(sub):
     p.add_argument("--accuracy", default="default",
                    help="default (the model shipped for the space: for ofa, distilled from Once-for-All's "
                         "released predictor; else the published prior), published, ofa (Once-for-All's "
-                        "released predictor, fetched once), ofa-predictor:PATH or predictor:PATH")
-    p.add_argument("--budget", type=int, default=None, help="accuracy evaluations to spend (default 20000)")
+                        "released predictor, fetched once), ofa-predictor:PATH, predictor:PATH or supernet:CKPT (top-1 measured "
+                        "with a trained supernet on --data)")
+    p.add_argument("--data", help="with --accuracy supernet:CKPT: digits, a .npz or DIR/CLASS/images "
+                                  "(default: the data the supernet was trained on)")
+    p.add_argument("--budget", type=int, default=None,
+                   help=f"accuracy evaluations to spend (default 20000; {EXPENSIVE_BUDGET} for supernet:CKPT)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="random seed; the same seed and settings give the same result (default 0)")
     p.add_argument("--top-k", type=int, default=5, help="how many of the best archs to report (default 5)")
@@ -128,7 +147,10 @@ def run(args) -> int:
                            f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         kwargs = dict(space=space, target=targets, latency_ms=budgets, latency_margin=args.latency_margin,
                       reward=args.reward, w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
-                      accuracy=args.accuracy, budget=DEFAULT_BUDGET if args.budget is None else args.budget, seed=args.seed,
+                      accuracy=accuracy_spec(args.accuracy, args.data),
+                      budget=(args.budget if args.budget is not None else
+                              EXPENSIVE_BUDGET if args.accuracy.startswith("supernet:") else DEFAULT_BUDGET),
+                      seed=args.seed,
                       top_k=args.top_k, out=out)
     result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot,
                     verify=args.verify)
