@@ -16,7 +16,7 @@ from search_spaces.errors import UserError
 
 # Module names under nas.cli, in the order `nas --help` lists them.
 COMMANDS = ["spaces", "devices", "convert", "export", "predict", "import_table", "fit_device", "search",
-            "fit_predictor", "profile", "measure", "calibrate", "validate_latency", "sweep"]
+            "fit_predictor", "profile", "measure", "calibrate", "validate_latency", "sweep", "train"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -52,7 +52,8 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    devices = sorted({r.get("target") for r in rows if r.get("result")}) or ["(no results)"]
+    # only search trials have a target device (other kinds, e.g. train, have no front to draw)
+    devices = sorted({r.get("target") for r in rows if r.get("result") and r.get("target")}) or ["(no results)"]
     fig, axes = plt.subplots(1, len(devices), figsize=(5.5 * len(devices), 4.3), squeeze=False)
     strategies = sorted({r.get("strategy") for r in rows})
     colors = {s: f"C{i}" for i, s in enumerate(strategies)}

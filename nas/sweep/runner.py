@@ -318,7 +318,7 @@ def _finish(run_dir: Path, cfg: SweepConfig, grid, quiet: bool) -> dict:
         row = {"trial": trial["key"], "status": status, **{k: v for k, v in trial["params"].items()
                                                            if k != "strategy_params"}}
         for k in ("best_top1", "best_latency_ms", "best_macs_m", "n_evaluated", "pareto_size", "search_wall_s",
-                  "trial_wall_s", "starts"):
+                  "trial_wall_s", "starts", *get_trial_kind(trial["kind"]).columns):
             row[k] = m.get(k)
         row["result"] = str(folder / get_trial_kind(trial["kind"]).done_file) if folder else ""
         rows.append(row)

@@ -23,6 +23,7 @@ class TrialKind:
     params: type[BaseModel]
     run: Callable[[dict, Path, Callable[[dict], None]], dict]
     done_file: str = "result.json"
+    columns: tuple[str, ...] = ()  # extra summary metrics the sweep's table keeps
 
     def validate(self, cfg: dict, where: str = "") -> dict:
         try:
@@ -42,9 +43,10 @@ class TrialKind:
 _KINDS: dict[str, TrialKind] = {}
 
 
-def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json"):
+def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json",
+                        columns: tuple[str, ...] = ()):
     def deco(fn):
-        _KINDS[name] = TrialKind(name, params, fn, done_file)
+        _KINDS[name] = TrialKind(name, params, fn, done_file, tuple(columns))
         return fn
 
     return deco

@@ -39,10 +39,10 @@ class NetSpec:
 class OFAMobileNetV3(nn.Module):
     """MobileNetV3 as Once-for-All lays it out: stem, inverted residuals, expand, pool, mix, classifier."""
 
-    def __init__(self, spec: NetSpec):
+    def __init__(self, spec: NetSpec, stem_stride: int = 2):
         super().__init__()
         self.spec = spec
-        self.stem = ConvBNAct(3, spec.stem, 3, 2, act="h_swish")
+        self.stem = ConvBNAct(3, spec.stem, 3, stem_stride, act="h_swish")
         self.blocks = nn.Sequential(*[
             MBConv(s.cin, s.cout, s.mid, s.kernel, s.stride, s.act, s.se, s.residual)
             for s in spec.layers

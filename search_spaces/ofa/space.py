@@ -1,5 +1,8 @@
 """Once-for-All's MobileNetV3 space (Cai et al., ICLR 2020), widths 1.2 (``ofa``) and 1.0 (``ofa-w1.0``).
 
+Reduced configurations for small data (``ofa-small``) are the same space with other parameters:
+width multiplier, number of classes, stem stride and the resolutions (``OFASpace.variant``).
+
 Five elastic stages of up to four inverted-residual layers after a fixed stem and first block.
 Each layer picks kernel {3, 5, 7} and expand ratio {3, 4, 6}; each stage a depth {2, 3, 4}
 (its first d layers run); the input resolution is searched over 128..224 step 4.
@@ -63,10 +66,40 @@ class OFASpace(SearchSpace):
     version = "1"
     description = ""  # set per width in __init__
 
-    def __init__(self, width_mult: float = 1.2):
+    def __init__(self, width_mult: float = 1.2, n_classes: int = N_CLASSES, stem_stride: int = 2,
+                 resolutions: Sequence[int] | None = None, search_resolutions: Sequence[int] | None = None):
+        if not width_mult > 0 or n_classes < 1 or stem_stride not in (1, 2):
+            raise UserError(f"ofa space parameters: width_mult > 0, n_classes >= 1, stem_stride 1 or 2; "
+                            f"got {width_mult}, {n_classes}, {stem_stride}")
         self.width_mult = width_mult
+        self.n_classes = int(n_classes)
+        self.stem_stride = int(stem_stride)
+        self.resolutions = tuple(int(r) for r in (RESOLUTIONS if resolutions is None else resolutions))
+        self.search_resolutions = tuple(int(r) for r in (SEARCH_RESOLUTIONS if search_resolutions is None
+                                                         else search_resolutions))
+        if not self.resolutions or not set(self.search_resolutions) <= set(self.resolutions):
+            raise UserError(f"ofa space parameters: search resolutions {self.search_resolutions} must be "
+                            f"among the resolutions {self.resolutions[:3]}...")
         self.widths = widths_for(width_mult)
         self.description = f"Once-for-All MobileNetV3, width {width_mult} (Cai et al., ICLR 2020)"
+        if (n_classes, stem_stride, resolutions, search_resolutions) != (N_CLASSES, 2, None, None):
+            self.description += (f"; {self.n_classes} classes, stem stride {self.stem_stride}, "
+                                 f"searched resolutions {self.search_resolutions}")
+
+    def space_params(self) -> dict:
+        """The constructor arguments (JSON-safe): ``variant(**space_params())`` of the same named space rebuilds it."""
+        return {"width_mult": float(self.width_mult), "n_classes": self.n_classes, "stem_stride": self.stem_stride,
+                "resolutions": list(self.resolutions), "search_resolutions": list(self.search_resolutions)}
+
+    def variant(self, **changes) -> "OFASpace":
+        """The same space (same name) with some parameters changed, e.g. ``n_classes=10`` for a dataset."""
+        unknown = set(changes) - set(self.space_params())
+        if unknown:
+            raise UserError(f"unknown ofa space parameter(s) {', '.join(sorted(unknown))}; "
+                            f"accepted: {', '.join(self.space_params())}")
+        out = type(self)(**{**self.space_params(), **changes})
+        out.name = self.name
+        return out
 
     # ---- schema ---------------------------------------------------------------------------
     @cached_property
@@ -74,7 +107,7 @@ class OFASpace(SearchSpace):
         return ([Dim(f"ks[{i}]", KERNELS) for i in range(N_SLOTS)]
                 + [Dim(f"e[{i}]", EXPANDS) for i in range(N_SLOTS)]
                 + [Dim(f"d[{i}]", DEPTHS) for i in range(N_STAGES)]
-                + [Dim("r", RESOLUTIONS, SEARCH_RESOLUTIONS)])
+                + [Dim("r", self.resolutions, self.search_resolutions)])
 
     def to_values(self, arch: Arch) -> list:
         unknown = set(arch) - {"ks", "e", "d", "r", "wid"}
@@ -115,10 +148,10 @@ class OFASpace(SearchSpace):
 
     def size(self) -> int:
         per_stage = sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS)
-        return per_stage ** N_STAGES * len(SEARCH_RESOLUTIONS)
+        return per_stage ** N_STAGES * len(self.search_resolutions)
 
     def size_per_resolution(self) -> int:
-        return self.size() // len(SEARCH_RESOLUTIONS)
+        return self.size() // len(self.search_resolutions)
 
     # ---- network layout -------------------------------------------------------------------
     def net_spec(self, arch: Arch) -> NetSpec:
@@ -135,12 +168,12 @@ class OFASpace(SearchSpace):
                 layers.append(LayerSpec(cin, cout, mid, arch["ks"][i], stride, STAGE_ACTS[s],
                                         STAGE_SE[s], stride == 1 and cin == cout))
                 cin = cout
-        return NetSpec(w.stem, tuple(layers), w.final_expand, w.feature_mix, N_CLASSES)
+        return NetSpec(w.stem, tuple(layers), w.final_expand, w.feature_mix, self.n_classes)
 
     def build(self, arch: Arch, dropout: float = 0.1) -> OFAMobileNetV3:
         spec = self.net_spec(arch)
         return OFAMobileNetV3(NetSpec(spec.stem, spec.layers, spec.final_expand, spec.feature_mix,
-                                      spec.n_classes, dropout))
+                                      spec.n_classes, dropout), stem_stride=self.stem_stride)
 
     def supernet(self, **kw):
         """The weight-shared supernet (``OFASupernet``): ``set_active(arch)``, ``forward``, ``extract``."""
@@ -153,14 +186,16 @@ class OFASpace(SearchSpace):
         return (3, r, r)
 
     def resolution(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(RESOLUTIONS)[np.asarray(X)[:, -1]]
+        return np.asarray(self.resolutions)[np.asarray(X)[:, -1]]
 
     # ---- blocks and costs -----------------------------------------------------------------
     def _blocks_at(self, r: int) -> list[BlockKey]:
         """The 96 distinct blocks at resolution r, in the local order ``block_matrix`` indexes."""
         w = self.widths
-        f = down(r, 2)
-        keys = [BlockKey("Conv", (r, r, 3), (f, f, w.stem)),
+        f = down(r, self.stem_stride)
+        # The stride is named only when it is not Once-for-All's 2, so the released tables' keys still match.
+        stem_params = () if self.stem_stride == 2 else (("stride", self.stem_stride),)
+        keys = [BlockKey("Conv", (r, r, 3), (f, f, w.stem), stem_params),
                 _mb((f, f, w.stem), (f, f, w.stem), w.stem, 3, 1, True, False, "relu")]
         cin = w.stem
         for s in range(N_STAGES):
@@ -177,7 +212,7 @@ class OFASpace(SearchSpace):
         keys += [BlockKey("Conv_1", (f, f, cin), (f, f, w.final_expand)),
                  BlockKey("AvgPool2D", (f, f, w.final_expand), (1, 1, w.final_expand)),
                  BlockKey("Conv_2", (1, 1, w.final_expand), (1, 1, w.feature_mix)),
-                 BlockKey("Logits", (1, 1, w.feature_mix), (N_CLASSES,))]
+                 BlockKey("Logits", (1, 1, w.feature_mix), (self.n_classes,))]
         assert len(keys) == BLOCKS_PER_RESOLUTION
         return keys
 
@@ -186,14 +221,15 @@ class OFASpace(SearchSpace):
 
     @cached_property
     def _block_keys(self) -> list[BlockKey]:
-        return [k for r in RESOLUTIONS for k in self._blocks_at(r)]
+        return [k for r in self.resolutions for k in self._blocks_at(r)]
 
     def searched_block_ids(self, resolutions: Sequence[int] | None = None) -> np.ndarray:
-        res = SEARCH_RESOLUTIONS if resolutions is None else resolutions
+        res = self.search_resolutions if resolutions is None else resolutions
         for r in res:
-            if r not in RESOLUTIONS:
-                raise UserError(f"resolution {r} is not allowed; allowed: multiples of 4 in 32..512")
-        return np.concatenate([RESOLUTIONS.index(r) * BLOCKS_PER_RESOLUTION
+            if r not in self.resolutions:
+                raise UserError(f"resolution {r} is not allowed; allowed: "
+                                f"{self.resolutions[0]}..{self.resolutions[-1]} ({len(self.resolutions)} values)")
+        return np.concatenate([self.resolutions.index(r) * BLOCKS_PER_RESOLUTION
                                + np.arange(BLOCKS_PER_RESOLUTION) for r in res])
 
     @cached_property
@@ -283,7 +319,8 @@ def build_block(key: BlockKey) -> tuple[nn.Module, tuple[int, ...]]:
     h, w, cin = key.input
     shape = (cin, h, w)
     if key.op == "Conv":
-        return ConvBNAct(cin, key.output[2], 3, 2, act="h_swish"), shape
+        stride = dict(key.params).get("stride", 2)
+        return ConvBNAct(cin, key.output[2], 3, stride, act="h_swish"), shape
     if key.op == "expanded_conv":
         act = "h_swish" if key.param("hs") else "relu"
         return MBConv(cin, key.output[2], key.param("expand"), key.param("kernel"), key.param("stride"),
@@ -307,3 +344,14 @@ def _ofa_w12() -> OFASpace:
 @register_space("ofa-w1.0")
 def _ofa_w10() -> OFASpace:
     return OFASpace(1.0)
+
+
+# Small images (e.g. 8x8 digits upscaled): a quarter of the width, a stride-1 stem, searched
+# resolutions 12..20. The number of classes follows the data (``variant(n_classes=...)``; 10 by default).
+SMALL_RESOLUTIONS = tuple(range(8, 129, 4))
+
+
+@register_space("ofa-small")
+def _ofa_small() -> OFASpace:
+    return OFASpace(0.25, n_classes=10, stem_stride=1, resolutions=SMALL_RESOLUTIONS,
+                    search_resolutions=(12, 16, 20))

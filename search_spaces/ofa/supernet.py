@@ -26,7 +26,7 @@ from ..elastic import ElasticMBConv, MBConvTensors
 from ..errors import UserError
 from ..layers import ConvBNAct, make_divisible
 from .model import OFAMobileNetV3
-from .space import (DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_CLASSES, N_STAGES, STAGE_ACTS, STAGE_SE,
+from .space import (DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_STAGES, STAGE_ACTS, STAGE_SE,
                     STAGE_STRIDES, OFASpace)
 
 CHECKPOINT_FORMAT = "hwnas.ofa-supernet"
@@ -45,7 +45,7 @@ class OFASupernet(nn.Module):
         self.space = space
         self.dropout_rate = dropout
         w = space.widths
-        self.stem = ConvBNAct(3, w.stem, 3, 2, act="h_swish")
+        self.stem = ConvBNAct(3, w.stem, 3, space.stem_stride, act="h_swish")
         layers = [ElasticMBConv(w.stem, w.stem, (w.stem,), (3,), 1, "relu", False, True)]
         cin = w.stem
         for s in range(N_STAGES):
@@ -59,11 +59,11 @@ class OFASupernet(nn.Module):
         self.final_expand = ConvBNAct(cin, w.final_expand, 1, act="h_swish")
         self.feature_mix = ConvBNAct(w.final_expand, w.feature_mix, 1, act="h_swish", bn=False)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(w.feature_mix, N_CLASSES)
+        self.classifier = nn.Linear(w.feature_mix, space.n_classes)
         self._arch: Arch | None = None
         self._active: list[tuple[ElasticMBConv, int, int]] = []
         self._frozen: list[tuple[ElasticMBConv, MBConvTensors]] | None = None
-        self.set_active(self.largest_arch())
+        self.set_active(self.largest_arch(max(space.search_resolutions)))
 
     # ---- choosing a subnet ----------------------------------------------------------------
     @property
@@ -208,6 +208,7 @@ class OFASupernet(nn.Module):
         return {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
                 "space": self.space_name, "space_version": self.space.version,
                 "width_mult": float(self.space.width_mult), "dropout": float(self.dropout_rate),
+                "space_params": self.space.space_params(),
                 "active_arch": self._arch, "state_dict": self.state_dict()}
 
     @classmethod
