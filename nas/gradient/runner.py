@@ -96,7 +96,9 @@ def _train_search(space, target, strategy, *, seed, out, resume, progress, callb
                         f"{space.name!r} subnet's predicted latency; the smallest achievable is {lo_ms:.3f} ms")
 
     config = {"space": space.name, "targets": [[target.device, target.budget_ms]], "margin": target.margin,
-              "strategy": strategy.name, "strategy_params": p, "seed": int(seed)}
+              "strategy": strategy.name, "strategy_params": p, "seed": int(seed),
+              # what `nas search --resume` passes back; a training strategy ignores them
+              "reward": "hard", "w": -0.07, "accuracy": "published", "budget": 20_000, "top_k": 1}
     fingerprint = json.dumps(config, sort_keys=True)
     run_dir = Path(out) if out is not None else None
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
