@@ -16,10 +16,10 @@ from .pricing import LayerCosts
 # configuration: narrow layers on small images (digits upscaled), priced for the full space.
 COMMON = {
     "data": Param(str, "digits"),
-    "image_size": Param(int, 32, 8, 256),
+    "image_size": Param(int, 16, 8, 256),
     "width": Param(float, 0.25, 0.0, 4.0, lo_open=True),
     "head": Param(int, 64, 4, 4096),
-    "epochs": Param(int, 8, 1, 10_000),
+    "epochs": Param(int, 5, 1, 10_000),
     "warmup_epochs": Param(int, 1, 0, 10_000),
     "finetune_epochs": Param(int, 1, 0, 10_000),
     "batch_size": Param(int, 64, 2, 4096),
