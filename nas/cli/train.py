@@ -25,7 +25,7 @@ def register(sub):
     p.add_argument("--dump-plan", metavar="PATH", help="write the --plan as editable YAML to PATH and exit")
     p.add_argument("--epochs", type=int, default=30, help="total epochs, spread over the plan's phases")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1, help="base learning rate (phases scale it)")
+    p.add_argument("--lr", type=float, default=0.2, help="base learning rate (phases scale it)")
     p.add_argument("--weight-decay", type=float, default=5e-5)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--label-smoothing", type=float, default=0.1)
@@ -60,6 +60,12 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required (the run folder)")
+    from pathlib import Path
+
+    from nas.train.checkpoint import CHECKPOINT_FILE
+
+    if args.resume and not (Path(args.out) / CHECKPOINT_FILE).is_file():
+        raise UserError(f"--resume: {args.out!r} holds no {CHECKPOINT_FILE}; it is not a `nas train` run folder")
     if args.threads:
         import torch
 

@@ -14,7 +14,7 @@ class TrainConfig(BaseModel):
     plan: str = "progressive"        # progressive | sandwich | PATH.yaml
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 0.1
+    lr: float = 0.2
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-5

@@ -96,6 +96,9 @@ def train_on_ray(cfg: TrainConfig, out: str | Path, address: str, workers: int, 
             raise UserError(f"--out {str(out)!r} is not empty; pass --resume to continue the run there, "
                             "or choose a new folder")
         plan = load_plan(cfg.plan).model_dump()
+    from nas.data import load_dataset
+
+    load_dataset(cfg.data, cfg.image_size)  # bad data: one line here, not a failure inside every worker
     out.mkdir(parents=True, exist_ok=True)
     storage_path = Path(storage).resolve() if storage else out / "ray"
     storage_path.mkdir(parents=True, exist_ok=True)
