@@ -49,7 +49,7 @@ from search_vs_ofa import environment, finish, ofa_data_dir, table_files  # noqa
 
 TARGETS = ("pixel", "note10", "x86")
 EVALS = (50, 100, 300, 1000)
-STRATEGIES = ("reference", "default", "random", "evolution", "predictor-evolution", "rl", "optuna-nsga2",
+STRATEGIES = ("reference", "default", "random", "evolution", "rl", "optuna-nsga2",
               "optuna-tpe")
 PERCENTILES = (15, 40, 70)
 GOAL = {100: 2 / 3, 300: 3 / 4}

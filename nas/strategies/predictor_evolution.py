@@ -2,9 +2,13 @@
 
 In the spirit of BANANAS (White et al., AAAI 2021) and NPENAS (Wei et al., 2022): after a small
 random design, each round fits a cheap surrogate with an uncertainty (a bagged ensemble of
-randomised trees, scikit-learn) on every arch scored so far, screens many constraint-feasible,
+randomised trees blended with bagged ridge regressions on one-hot features, scikit-learn) on
+every arch scored so far, screens many constraint-feasible,
 unseen mutants and crossovers of the best archs with it, and spends real evaluations only on the
-few with the highest expected improvement over the best score. The surrogate is refitted as
+few the acquisition rule ranks first: the ensemble mean by default (``acquisition=mean``; on the
+``ofa`` space with Once-for-All's predictor it beat expected improvement and UCB at 100 and 300
+evaluations, 4 seeds: regret 1.44 / 0.67 pp vs EI 1.76 / 0.97 and UCB 1.45 / 1.06), or expected
+improvement / mean + one spread (``ei`` / ``ucb``). The surrogate is refitted as
 results come in; its rank correlation (Spearman) on each new batch, predicted before the batch was
 evaluated, goes into the history as ``surrogate_rank_corr``.
 
@@ -19,17 +23,19 @@ import numpy as np
 from .base import Param, Strategy
 from .registry import register_strategy
 
+RIDGE_BAGS = 8
 MAX_TRAIN = 2000  # rows the surrogate is fitted on (the best half and a random half beyond that)
 
 
 @register_strategy("predictor-evolution")
 class PredictorEvolution(Strategy):
-    """Surrogate-screened evolution: random design, then EI-chosen mutants/crossovers of the best."""
+    """Surrogate-screened evolution: random design, then surrogate-chosen mutants/crossovers of the best."""
 
     PARAMS = {"n_init": Param(int, None, lo=2), "batch_size": Param(int, None, lo=1),
-              "candidates": Param(int, 2000, lo=10, hi=1_000_000), "parents": Param(int, 10, lo=1),
+              "candidates": Param(int, 2000, lo=10, hi=1_000_000), "parents": Param(int, 5, lo=1),
               "trees": Param(int, 48, lo=4, hi=2000), "mutation_dims": Param(float, 2.0, lo=0, lo_open=True),
-              "explore": Param(float, 0.1, lo=0, hi=1)}
+              "explore": Param(float, 0.1, lo=0, hi=1),
+              "acquisition": Param(str, "mean", choices=("mean", "ei", "ucb"))}
 
     def auto(self, rule):
         return {"n_init": rule["surrogate_init"], "batch_size": rule["surrogate_batch"]}
@@ -62,22 +68,37 @@ class PredictorEvolution(Strategy):
         return F
 
     def _fit(self, ctx, rng, X, y):
+        """A bagged ensemble: randomised trees (interactions) and ridge regressions (main effects).
+
+        At 30-300 scored archs neither wins everywhere (measured on ``ofa`` with Once-for-All's
+        predictor: trees rank better at 100, ridge at 300); their blend is close to the better one.
+        """
         from sklearn.ensemble import ExtraTreesRegressor
+        from sklearn.linear_model import Ridge
 
         if len(X) > MAX_TRAIN:  # keep the fit cheap at large budgets: the best half and a random half
             order = np.argsort(-y, kind="stable")
             rest = rng.permutation(order[MAX_TRAIN // 2:])[: MAX_TRAIN // 2]
             keep = np.concatenate([order[: MAX_TRAIN // 2], rest])
             X, y = X[keep], y[keep]
-        model = ExtraTreesRegressor(n_estimators=ctx.params["trees"], bootstrap=True, max_features=0.5,
+        F = self._features(ctx, X)
+        trees = ExtraTreesRegressor(n_estimators=ctx.params["trees"], bootstrap=True, max_features=0.5,
                                     min_samples_leaf=1, random_state=int(rng.integers(2**31 - 1)), n_jobs=1)
-        model.fit(self._features(ctx, X), y)
-        return model
+        trees.fit(F, y)
+        ridges = []
+        for _ in range(RIDGE_BAGS):
+            b = rng.integers(0, len(F), size=len(F))
+            ridges.append(Ridge(alpha=1.0).fit(F[b], y[b]))
+        return trees, ridges
 
     @staticmethod
     def _predict(model, F):
-        per_tree = np.stack([t.predict(F) for t in model.estimators_])
-        return per_tree.mean(axis=0), per_tree.std(axis=0)
+        trees, ridges = model
+        per_tree = np.stack([t.predict(F) for t in trees.estimators_])
+        per_ridge = np.stack([r.predict(F) for r in ridges])
+        mean = 0.5 * (per_tree.mean(axis=0) + per_ridge.mean(axis=0))
+        sd = np.sqrt(0.5 * (per_tree.var(axis=0) + per_ridge.var(axis=0)))
+        return mean, sd
 
     # ---- ask / tell -------------------------------------------------------------------------------
     def ask(self, state, ctx, n, rng):
@@ -115,7 +136,8 @@ class PredictorEvolution(Strategy):
         if not len(C):
             return ctx.fill(lambda m: grid.sample(rng, m), n)
         mu, sd = self._predict(model, self._features(ctx, C))
-        acq = _expected_improvement(mu, sd, ys.max())
+        acq = {"ei": lambda: _expected_improvement(mu, sd, ys.max()), "mean": lambda: mu,
+               "ucb": lambda: mu + sd}[p["acquisition"]]()
         order = np.lexsort((-mu, -acq))
         if ctx.latency_expensive:
             chosen = []
