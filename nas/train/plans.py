@@ -93,12 +93,12 @@ PROGRESSIVE = {
     "phases": [
         {"name": "largest", "epochs": 180, "lr": 1.0, "warmup": True, "kernel": "largest", "depth": "largest",
          "expand": "largest", "resolution": "all", "n_subnets": 1},
-        {"name": "kernel", "epochs": 120, "lr": 0.25, "kernel": "all", "distill": True, "n_subnets": 1},
-        {"name": "depth-1", "epochs": 25, "lr": 0.08, "depth": "top2", "distill": True, "n_subnets": 2},
-        {"name": "depth-2", "epochs": 120, "lr": 0.25, "depth": "all", "distill": True, "n_subnets": 2},
-        {"name": "expand-1", "epochs": 25, "lr": 0.08, "expand": "top2", "distill": True, "n_subnets": 2,
+        {"name": "kernel", "epochs": 120, "lr": 0.5, "kernel": "all", "distill": True, "n_subnets": 1},
+        {"name": "depth-1", "epochs": 25, "lr": 0.15, "depth": "top2", "distill": True, "n_subnets": 2},
+        {"name": "depth-2", "epochs": 120, "lr": 0.45, "depth": "all", "distill": True, "n_subnets": 2},
+        {"name": "expand-1", "epochs": 25, "lr": 0.15, "expand": "top2", "distill": True, "n_subnets": 2,
          "sort_channels": True},
-        {"name": "expand-2", "epochs": 120, "lr": 0.25, "expand": "all", "distill": True, "n_subnets": 2,
+        {"name": "expand-2", "epochs": 120, "lr": 0.45, "expand": "all", "distill": True, "n_subnets": 2,
          "sort_channels": True},
     ],
 }
