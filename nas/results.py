@@ -66,6 +66,7 @@ class SearchResult(BaseModel):
     history: list[dict[str, float]]
     notes: list[str] = []
     verified_devices: list[str] = []
+    training: dict[str, Any] | None = None  # training strategies: how the target was reached, reduced config
     versions: dict[str, str]
     wall_time_s: float
     created: str

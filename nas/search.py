@@ -27,6 +27,7 @@ from .run_folder import holds_run_folder
 from .results import ArchScore, SearchResult, TargetInfo, versions
 from .run import Archive, Progress, SearchGrid, run_search  # noqa: F401  (Archive, Progress: public here too)
 from .run.checkpoint import peek_finished
+from .gradient.contract import TrainingStrategy
 from .strategies import get_strategy
 
 DEFAULT_BUDGET = 20_000
@@ -169,6 +170,14 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
     if not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise UserError(f"top-k must be a positive integer, got {top_k!r}")
     tgts = [make_target(t, sp, b, latency_margin) for t, b in zip(targets, budgets)]
+    if strategy is not None and isinstance(strat := get_strategy(strategy, **(strategy_params or {})), TrainingStrategy):
+        # a strategy that trains a supernet: same run folder, checkpoints, progress and result (nas.gradient)
+        if len(tgts) != 1:
+            raise UserError(f"strategy {strat.name!r} takes one latency target, got {len(tgts)}")
+        from .gradient.runner import train_search
+
+        return train_search(sp, tgts[0], strat, seed=int(seed), out=out, resume=resume, progress=progress,
+                            callbacks=callbacks)
     est = get_estimator(accuracy, sp)
     strat = get_strategy(strategy if strategy is not None else default_strategy(est), **(strategy_params or {}))
     objective = Objective(sp, est, tgts, reward=reward, w=w)
