@@ -21,6 +21,7 @@ from .archive import EvalCache, first_occurrence, row_hash
 from .grid import SearchGrid
 
 MAX_ROUNDS = 64
+STALE_ROUNDS = 3
 
 
 @dataclass
@@ -90,7 +91,7 @@ class SearchContext:
         """
         if n <= 0:
             return np.empty((0, self.grid.n_dims), np.int64)
-        keep, got, ask, any_ok = [], 0, n, False
+        keep, got, ask, any_ok, stale = [], 0, n, False, 0
         for _ in range(MAX_ROUNDS):
             X = propose(max(ask, 1))
             lat = self.latency(X)
@@ -104,6 +105,12 @@ class SearchContext:
                 keep.append(X[ok][: n - got])
                 got += len(keep[-1])
             if got >= n:
+                break
+            # Rounds whose feasible proposals were all scored already mean this proposal source has
+            # run dry (a converged population's crossovers); a few in a row end the call, and the
+            # strategy draws the rest elsewhere instead of paying for ever larger futile rounds.
+            stale = stale + 1 if feasible.any() and not ok.any() else 0
+            if stale >= STALE_ROUNDS:
                 break
             rate = max(ok.mean(), 1.0 / (4 * len(X)))
             ask = n - got if self.latency_expensive else int(min(64 * n, (n - got) / rate * 1.2 + 8))

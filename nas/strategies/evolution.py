@@ -55,7 +55,16 @@ class Evolution(Strategy):
 
         Xm = ctx.fill(mutants, n_mut)
         Xc = ctx.fill(crosses, n - n_mut, exclude=Xm)
-        return np.concatenate([Xm, Xc])
+        X = np.concatenate([Xm, Xc])
+        if len(X) < n:
+            # A converged population's crossovers (and small mutations) mostly repeat scored archs:
+            # the rest of the generation comes from stronger mutations of the parents.
+            def far(m):
+                return grid.mutate(parents[rng.integers(0, len(parents), size=m)], rng,
+                                   min(1.0, 3 * p["mutate_prob"]))
+
+            X = np.concatenate([X, ctx.fill(far, n - len(X), exclude=X)])
+        return X
 
     def tell(self, state, ctx, X, told):
         keep = told.known
