@@ -46,5 +46,5 @@ def load_supernet(path: str | os.PathLike, space: str | None = None,
     if not isinstance(target, OFASpace):
         raise UserError(f"{source} names space {target.name!r}, which has no Once-for-All supernet")
     if isinstance(ckpt.get("space_params"), dict) and ckpt["space_params"] != target.space_params():
-        target = target.variant(**ckpt["space_params"])  # e.g. a head sized for the training data
+        target = target.with_params(ckpt["space_params"])  # e.g. a head sized for the training data
     return OFASupernet.from_checkpoint(ckpt, target, source)

@@ -163,7 +163,7 @@ def test_random_draws_add_trials(tmp_path):
     ({"fixed": {"latency_ms": 40, "budgett": 5}}, ["fixed.budgett", "accepted:", "budget"]),
     ({"grid": {"latency_ms": ["fast"]}}, ["not a latency", "80ms"]),
     ({"fixed": {"latency_ms": 40}, "resources": {"gpus": 1}}, ["unknown key 'resources.gpus'", "cpus_per_trial"]),
-    ({"kind": "train", "fixed": {"latency_ms": 40}}, ["unknown trial kind 'train'", "search"]),
+    ({"kind": "bogus", "fixed": {"latency_ms": 40}}, ["unknown trial kind 'bogus'", "search"]),
     # each trial's objects are built before Ray starts (these used to fail inside Ray workers)
     ({"fixed": {"latency_ms": 40, "accuracy": "predictor:/nonexistent.json"}}, ["'/nonexistent.json' does not exist"]),
     ({"fixed": {"latency_ms": 40, "strategy_params": {"evolution": {"bogus": 1}}}}, ["trial 000", "bogus"]),

@@ -115,7 +115,7 @@ def _supernet_from_training_state(st: dict, source: str, space_name: str | None)
     if not isinstance(space, OFASpace):
         raise UserError(f"training checkpoint {source!r}: space {name!r} has no Once-for-All supernet to measure")
     if st.get("space_params"):
-        space = space.variant(**st["space_params"])
+        space = space.with_params(st["space_params"])
     net = space.supernet(dropout=float(st.get("config", {}).get("dropout", 0.1)))
     try:
         net.load_state_dict(st["supernet"])

@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     # a warning is one line naming the command, not Python's "file:line: Category" plus source line
-    saved = warnings.formatwarning
-    warnings.formatwarning = lambda message, category, *a, **k: f"{prog}: warning: {_one_line(str(message))}\n"
+    # (showwarning, not formatwarning: a caller that records warnings, such as pytest, would swallow them)
+    saved = warnings.showwarning
+    warnings.showwarning = lambda message, category, *a, **k: sys.stderr.write(
+        f"{prog}: warning: {_one_line(str(message))}\n")
     # ONNX Runtime's telemetry is off unless the user opts in; it must be set before onnxruntime is
     # imported (see latency_predictors/ort_telemetry.py), and Ray workers inherit it.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        warnings.formatwarning = saved
+        warnings.showwarning = saved
 
 
 def _one_line(msg: str) -> str:

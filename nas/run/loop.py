@@ -47,11 +47,12 @@ class Progress:
             return
         self.last = now
         el = now - self.t0
-        rate = el / max(info["n_evaluated"] - self.n0, 1)
-        eta = rate * (self.budget - info["n_evaluated"])
+        n_new = info["n_evaluated"] - self.n0
+        # no rate until a generation after the first has been timed: "--", not a made-up number
+        eta = f"{el / n_new * (self.budget - info['n_evaluated']):.1f}s" if n_new > 0 and el > 0 else "--"
         line = (f"gen {info['generation']:>4}  evaluated {info['n_evaluated']:>7}/{self.budget}  "
                 f"best top-1 {100 * info['best_top1']:.2f}%  latency {info['best_latency_ms']:.2f} ms  "
-                f"elapsed {el:.1f}s  eta {eta:.1f}s")
+                f"elapsed {el:.1f}s  eta {eta}")
         self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
         self.stream.flush()
 

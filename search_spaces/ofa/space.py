@@ -86,18 +86,43 @@ class OFASpace(SearchSpace):
             self.description += (f"; {self.n_classes} classes, stem stride {self.stem_stride}, "
                                  f"searched resolutions {self.search_resolutions}")
 
-    def space_params(self) -> dict:
-        """The constructor arguments (JSON-safe): ``variant(**space_params())`` of the same named space rebuilds it."""
+    def constructor_params(self) -> dict:
+        """Every constructor argument (JSON-safe): ``type(self)(**constructor_params())`` rebuilds this space."""
         return {"width_mult": float(self.width_mult), "n_classes": self.n_classes, "stem_stride": self.stem_stride,
                 "resolutions": list(self.resolutions), "search_resolutions": list(self.search_resolutions)}
 
+    def _registered(self) -> "OFASpace":
+        """The registered space of this name, whose parameters ``space_params`` is relative to."""
+        from ..registry import get_space, list_spaces
+
+        return get_space(self.name) if self.name in list_spaces() else self
+
+    def space_params(self) -> dict:
+        """The parameters that differ from the registered space of this name (``{}`` for it itself).
+
+        Arch files and checkpoints record them; ``get_space(NAME, params)`` (``with_params``) and
+        ``variant(**params)`` rebuild this very space from the registered one.
+        """
+        base = self._registered()
+        if base is self:
+            return {}
+        ref = base.constructor_params()
+        return {k: v for k, v in self.constructor_params().items() if ref[k] != v}
+
+    def with_params(self, params: dict) -> "OFASpace":
+        return self._registered().variant(**params) if params else self._registered()
+
     def variant(self, **changes) -> "OFASpace":
         """The same space (same name) with some parameters changed, e.g. ``n_classes=10`` for a dataset."""
-        unknown = set(changes) - set(self.space_params())
+        full = self.constructor_params()
+        unknown = set(changes) - set(full)
         if unknown:
             raise UserError(f"unknown ofa space parameter(s) {', '.join(sorted(unknown))}; "
-                            f"accepted: {', '.join(self.space_params())}")
-        out = type(self)(**{**self.space_params(), **changes})
+                            f"accepted: {', '.join(full)}")
+        merged = {**full, **changes}
+        if merged == full:
+            return self
+        out = type(self)(**merged)
         out.name = self.name
         return out
 
