@@ -95,5 +95,5 @@ def _concat(key: BlockKey) -> list[Op]:
 
 @register_op("nasnet_head")
 def _head(key: BlockKey) -> list[Op]:
-    h, cin, _, n = key.input[0], key.input[-1], None, key.output[-1]
+    h, cin, n = key.input[0], key.input[-1], key.output[-1]
     return _relu(h * h * cin) + global_pool(h, h, cin) + fully_connected(cin, n)
