@@ -12,6 +12,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from search_spaces.base import Arch, SearchSpace, describe_allowed
+from search_spaces.cell_priced import CellPriced
 from search_spaces.errors import UserError
 from search_spaces.registry import get_space
 
@@ -67,10 +68,24 @@ class LatencyPredictor:
     ``source`` says how the numbers were obtained: measured, modelled or imported.
     """
 
-    def __init__(self, profile: DeviceProfile | str, space: SearchSpace | str):
+    def __init__(self, profile: DeviceProfile | str, space: SearchSpace | str, pricing: str = "auto"):
         self.profile = get_profile(profile)
         warn_if_other_host(self.profile)  # a measured table says little about another machine
         self.space = get_space(space)
+        if pricing not in ("auto", "blocks"):
+            raise UserError(f"pricing must be 'auto' or 'blocks', got {pricing!r}")
+        # Graph spaces are priced by whole cells where the profile can ("blocks": their per-op sum).
+        self.cells_ = None
+        self.table_name = self.space.name
+        if pricing == "auto" and isinstance(self.space, CellPriced):
+            from .cells import cell_latency
+
+            self.cells_ = cell_latency(self.profile, self.space)
+            if self.cells_ is not None:
+                self.source, self.provenance = self.cells_.source, self.cells_.provenance
+                self.scale_, self.offset_ms_ = self.cells_.scale_, self.cells_.offset_ms_
+                self.table_name = self.cells_.table_name
+                return
         table = self.profile.table(self.space.name)
         device = self.profile.name
         self.layers_: LayerLatency | None = None  # set when the table is per layer (Single-Path NAS)
@@ -133,15 +148,15 @@ class LatencyPredictor:
     # ---- coverage -------------------------------------------------------------------------
     def missing_block_ids(self, block_ids: np.ndarray | None = None) -> np.ndarray:
         """Blocks (indices into ``space.block_keys()``) without a latency, among ``block_ids``."""
-        if self.layers_ is not None:
+        if self.cells_ is not None or self.layers_ is not None:
             return np.zeros(0, dtype=np.int64)  # a per-layer table prices every choice
         ids = self.space.searched_block_ids() if block_ids is None else np.asarray(block_ids)
         return ids[np.isnan(self.table_ms_[ids])]
 
     def coverage(self) -> float:
         """Fraction of the blocks that searched archs can reach which the table prices."""
-        if self.layers_ is not None:
-            return 1.0
+        if self.cells_ is not None or self.layers_ is not None:
+            return 1.0  # whole cells are measured on demand; a per-layer table prices every choice
         ids = self.space.searched_block_ids()
         return float(1.0 - len(self.missing_block_ids(ids)) / len(ids))
 
@@ -159,6 +174,8 @@ class LatencyPredictor:
         if missing not in ("raise", "nan"):
             raise UserError(f"missing must be 'raise' or 'nan', got {missing!r}")
         X = self._encoded(archs)
+        if self.cells_ is not None:
+            return self.cells_.block_sum_ms(X, missing)
         out = np.empty(len(X))
         if self.layers_ is not None:
             for start in range(0, len(X), CHUNK_ROWS):
@@ -180,6 +197,8 @@ class LatencyPredictor:
         An arch with a block the table lacks raises a UserError naming the block (``missing="raise"``),
         or gets NaN (``missing="nan"``: a search can then steer away from what the table cannot price).
         """
+        if self.cells_ is not None:
+            return self.cells_.predict(self._encoded(archs), missing)
         out = self.block_sum_ms(archs, missing)
         if self.scale_ != 1.0:
             out *= self.scale_

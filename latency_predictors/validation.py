@@ -98,13 +98,22 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     settings = profile_settings(prof)
     X = sample_archs(sp, n, seed, STREAM_VALIDATE, resolutions)
     predictor = LatencyPredictor(prof, sp)
+    cells = predictor.cells_
+    if cells is not None:
+        cells.measure_missing(X)  # whole-cell pricing first measures every unit these networks need
     pred = predictor.predict(X)
     raw = predictor.block_sum_ms(X)
+    additive = cells.additive if cells is not None else None
     res = measure_networks(sp, X, settings, plan, seed=seed, progress=progress,
                            label=f"validate {prof.name}/{sp.name}")
     meas = res["ms"]
     figs = {**error_figures(pred, meas), **noise_floor(res["round_ms"])}
     figs["raw_block_sum_mape_pct"] = error_figures(raw, meas)["mape_pct"]
+    if additive is not None:  # the per-op additive model beside whole cells: what pricing cells buys
+        add = error_figures(additive.predict(X), meas)
+        figs.update({f"additive_{k}": add[k] for k in ("mape_pct", "max_abs_err_pct", "within_10_pct", "spearman")})
+        figs["additive_raw_mape_pct"] = error_figures(additive.block_sum_ms(X), meas)["mape_pct"]
+        figs["pricing"] = "whole cells"
     cal = prof.calibration_of(sp.name)
     info = {"device": prof.name, "space": sp.name, "n": len(X), "seed": seed, "created": now_iso(),
             "reference": (f"nas validate-latency: {len(X)} random {sp.name} networks (seed {seed}, validation stream, "
@@ -126,6 +135,7 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     if png_path is not None:
         info["plot"] = str(plot_scatter(pred, meas, png_path, title))
     if store:
+        prof = resolve_profile(device, out_dir)  # as on disk now: on-demand measuring wrote tables meanwhile
         extra = {k: v for k, v in info.items() if k not in ("device", "space", "n", "created", "reference",
                                                               "json", "plot", "mae_ms", "max_abs_err_ms",
                                                               "rmse_ms", "kendall_tau", "mape_pct")}

@@ -42,6 +42,9 @@ def run(args) -> int:
           f"{f['load_avg'][0]:.2f}), measurement noise floor in brackets")
     print(f"  MAPE            {f['mape_pct']:7.2f} %   (noise {f['noise_mape_pct']:.2f} %; raw block sum "
           f"{f['raw_block_sum_mape_pct']:.2f} %)")
+    if "additive_mape_pct" in f:
+        print(f"  MAPE, additive per-op model {f['additive_mape_pct']:.2f} % (calibrated; raw sum "
+              f"{f['additive_raw_mape_pct']:.2f} %) vs {f['mape_pct']:.2f} % pricing whole cells")
     print(f"  max error       {f['max_abs_err_pct']:7.2f} %   (noise {f['noise_max_abs_err_pct']:.2f} %)")
     print(f"  within +-5 %    {f['within_5_pct']:7.1f} %   (noise {f['noise_within_5_pct']:.1f} %)")
     print(f"  within +-10 %   {f['within_10_pct']:7.1f} %   (noise {f['noise_within_10_pct']:.1f} %)")
