@@ -51,7 +51,7 @@ def _files(d: Path) -> dict[str, Path]:
                                            "arch": PROXYLESS_ARCH}))
     put("env_neg_widths.json", json.dumps({"space": "proxyless", "space_params": {"widths": {**W, "stem": -8}},
                                            "arch": PROXYLESS_ARCH}))
-    put("env_ofa_params.json", json.dumps({"space": "ofa", "space_params": {"width_mult": 2}, "arch": OFA_ARCH}))
+    put("env_ofa_params.json", json.dumps({"space": "ofa", "space_params": {"depth_mult": 2}, "arch": OFA_ARCH}))
     put("env_both.json", json.dumps({"space": "ofa", "arch": OFA_ARCH, "archs": [OFA_ARCH]}))
     put("netcfg_blocks_str.config", json.dumps({"name": "MobileNetV3", "first_conv": {"out_channels": 24},
                                                 "blocks": "x"}))
@@ -109,7 +109,7 @@ CASES = [
     ("predict-unknown-param", ["predict", "--device", "pixel", "--arch", "@env_unknown_param.json"], None),
     ("predict-bad-widths", ["predict", "--device", "pixel", "--arch", "@env_bad_widths.json"], None),
     ("predict-negative-width", ["predict", "--device", "pixel", "--arch", "@env_neg_widths.json"], None),
-    ("predict-params-on-plain-space", ["predict", "--device", "pixel", "--arch", "@env_ofa_params.json"], None),
+    ("predict-unknown-space-param", ["predict", "--device", "pixel", "--arch", "@env_ofa_params.json"], None),
     ("predict-arch-and-archs", ["predict", "--device", "pixel", "--arch", "@env_both.json"], None),
     ("predict-bare-arch-no-space", ["predict", "--device", "pixel", "--arch", "@ofa.json"], None),
     # export
