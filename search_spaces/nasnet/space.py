@@ -28,6 +28,7 @@ import numpy as np
 
 from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
+from ..mobile_blocks import BlockIndex
 from ..errors import InvalidArchError, UserError
 from ..registry import register_space
 from .genotype import (EXTRA_NAMES, N_BLOCKS, OPS, canonical_cells, cell_code, concat_states, mutate_cells,
@@ -243,17 +244,10 @@ class NASNetSpace(SearchSpace):
     @cached_property
     def _blocks(self):
         """Block keys, per-(k_n, k_r) frame block ids, and per-(position, source, op) op block ids."""
-        keys: list[BlockKey] = []
-        index: dict[str, int] = {}
+        numbering = BlockIndex()
 
         def idx(key: BlockKey | None) -> int:
-            if key is None:
-                return -1
-            s = str(key)
-            if s not in index:
-                index[s] = len(keys)
-                keys.append(key)
-            return index[s]
+            return -1 if key is None else numbering(key)
 
         stem_size, _ = self._sizes
         r = self.image_size
@@ -297,7 +291,7 @@ class NASNetSpace(SearchSpace):
                         continue  # a plain identity runs nothing
                     ops[p, src, o] = idx(BlockKey(f"nasnet_{name}", (s_in, s_in, cin), (osz, osz, F), (("stride", st),)))
             adds[p] = idx(BlockKey("nasnet_add", (osz, osz, F), (osz, osz, F)))
-        return keys, stem_id, frame, ops, adds
+        return numbering.keys, stem_id, frame, ops, adds
 
     def block_keys(self) -> list[BlockKey]:
         return self._blocks[0]
