@@ -56,33 +56,39 @@ def leave_one_out_mape(block_sum_ms, whole_ms) -> float:
     return float(100 * np.mean(errs))
 
 
-def calibrate_device(device, space, n: int = 50, seed: int = 0, plan=None, resolutions=None, out_dir=None,
-                     progress: bool = True) -> dict:
-    """Measure n random whole networks, fit the space's calibration, and store it in the profile.
+def fit_calibration(profile, space, n: int = 50, seed: int = 0, plan=None, resolutions=None, out_dir=None,
+                    progress: bool = True, label: str | None = None) -> tuple[dict, dict]:
+    """Measure n random whole networks here and fit ``profile``'s calibration for ``space``; nothing is stored.
 
-    The networks come from the calibration seed stream, never the validation one (``measure.py``).
+    Returns (table name -> Calibration, figures). The networks come from the calibration seed
+    stream, never the validation one (``measure.py``). A graph space priced by whole cells also
+    gets its additive per-op table's calibration, fitted on the same networks.
     """
     from search_spaces.registry import get_space
 
-    from .measure import (DEFAULT_NET_PLAN, STREAM_CALIBRATE, check_writable_dir, measure_networks, profile_settings,
-                          resolve_profile, sample_archs, store_dir, store_profile)
+    from .measure import DEFAULT_NET_PLAN, STREAM_CALIBRATE, measure_networks, profile_settings, sample_archs
     from .predictor import LatencyPredictor
     from .profile import Calibration, now_iso
 
     plan = plan or DEFAULT_NET_PLAN
-    prof = resolve_profile(device, out_dir)
-    check_writable_dir(store_dir(prof.name, out_dir))  # before any network is measured
+    prof = profile
     sp = get_space(space)
     settings = profile_settings(prof)
+    predictor = LatencyPredictor(prof, sp, check_host=False)  # the caller decided which host this is for
+    if resolutions is None and predictor.cells_ is None and predictor.layers_ is None:
+        covered = predictor.covered_resolutions()
+        rdim = sp.dims[-1].choices if sp.dims and sp.dims[-1].name == "r" else ()
+        if covered and len(covered) < len(rdim):
+            resolutions = covered  # a table of some resolutions: calibrate on the networks it prices
     X = sample_archs(sp, n, seed, STREAM_CALIBRATE, resolutions)
-    predictor = LatencyPredictor(prof, sp)
     cells = predictor.cells_
     if cells is not None:
         cells.measure_missing(X)  # whole-cell pricing first measures every unit these networks need
     sums = predictor.block_sum_ms(X)
     additive = cells.additive if cells is not None else None
     add_sums = additive.block_sum_ms(X) if additive is not None else None
-    res = measure_networks(sp, X, settings, plan, seed=seed, progress=progress, label=f"calibrate {prof.name}/{sp.name}")
+    res = measure_networks(sp, X, settings, plan, seed=seed, progress=progress,
+                           label=label or f"calibrate {prof.name}/{sp.name}")
     scale, offset = fit_scale_offset(sums, res["ms"])
     fitted = scale * sums + offset
     fit_mape = float(100 * np.mean(np.abs(fitted - res["ms"]) / res["ms"]))
@@ -91,22 +97,66 @@ def calibrate_device(device, space, n: int = 50, seed: int = 0, plan=None, resol
     note = (f"nas calibrate {now_iso()}: {len(X)} random {sp.name} networks (seed {seed}, calibration stream) "
             f"measured whole, {plan.rounds} interleaved rounds; robust relative-error fit; fit MAPE {fit_mape:.2f} %, "
             f"leave-one-out MAPE {loo:.2f} %; whole networks were {raw_gap:+.1f} % vs raw block sums (median)")
-    cal = Calibration(scale=round(scale, 6), offset_ms=round(offset, 5), note=note)
-    prof = resolve_profile(device, out_dir)  # as on disk now: on-demand measuring wrote tables meanwhile
-    tables = dict(prof.tables)
-    tables[predictor.table_name] = tables[predictor.table_name].model_copy(update={"calibration": cal})
+    cals = {predictor.table_name: Calibration(scale=round(scale, 6), offset_ms=round(offset, 5), note=note)}
     if add_sums is not None:  # a graph space's additive fallback, fitted on the same networks
         s2, o2 = fit_scale_offset(add_sums, res["ms"])
         add_mape = float(100 * np.mean(np.abs(s2 * add_sums + o2 - res["ms"]) / res["ms"]))
         note2 = (f"nas calibrate {now_iso()}: the additive per-op model of whole-cell space {sp.name}, fitted on the "
                  f"same {len(X)} networks (seed {seed}, calibration stream); fit MAPE {add_mape:.2f} %, leave-one-out "
                  f"MAPE {leave_one_out_mape(add_sums, res['ms']):.2f} %")
-        tables[sp.name] = tables[sp.name].model_copy(update={"calibration": Calibration(
-            scale=round(s2, 6), offset_ms=round(o2, 5), note=note2)})
-    path = store_profile(prof.model_copy(update={"tables": tables}), out_dir)
-    return {"device": prof.name, "space": sp.name, "path": str(path), "n": len(X), "seed": seed,
-            "scale": cal.scale, "offset_ms": cal.offset_ms, "fit_mape_pct": round(fit_mape, 3),
+        cals[sp.name] = Calibration(scale=round(s2, 6), offset_ms=round(o2, 5), note=note2)
+    main = cals[predictor.table_name]
+    info = {"device": prof.name, "space": sp.name, "n": len(X), "seed": seed,
+            "scale": main.scale, "offset_ms": main.offset_ms, "fit_mape_pct": round(fit_mape, 3),
             "loo_mape_pct": round(loo, 3), "raw_gap_pct": round(raw_gap, 2),
             "median_net_spread_pct": round(float(np.median(res["spread_pct"])), 2),
             "median_net_repeat_pct": round(float(np.nanmedian(res["repeat_pct"])), 2),
-            "load_avg": res["load_avg"]}
+            "load_avg": res["load_avg"], "plan": {"rounds": plan.rounds, "reps": plan.reps, "warmup": plan.warmup}}
+    return cals, info
+
+
+def calibrate_device(device, space, n: int = 50, seed: int = 0, plan=None, resolutions=None, out_dir=None,
+                     progress: bool = True, report_dir=None, measure_probe=None) -> dict:
+    """Measure n random whole networks, fit the space's calibration, and store it where predictions read it.
+
+    The profile is the one ``nas predict`` uses (the user's copy over the shipped one; ``out_dir``:
+    a folder holding ``<device>.yaml`` to use and update instead). Measured on this host, the
+    calibration goes into the profile; measured on another host (fingerprint or speed probe), into
+    this host's calibration cache (``host_calibration.py``), which predictions here then use.
+    ``report_dir``: also write ``calibration-DEVICE-SPACE.json`` there.
+    """
+    import json
+    from pathlib import Path
+
+    from search_spaces.fileio import atomic_write_bytes
+
+    from .host_calibration import store_calibration
+    from .hostcheck import check_host
+    from .measure import check_writable_dir, resolve_profile, store_dir, store_profile
+
+    prof = resolve_profile(device, out_dir)
+    # Every output is checked before any network is measured (a minute of work).
+    report = None
+    if report_dir is not None:
+        report = Path(report_dir).expanduser() / f"calibration-{prof.name}-{getattr(space, 'name', space)}.json"
+        check_writable_dir(report.parent)
+    check_writable_dir(store_dir(prof.name, out_dir))
+    check = check_host(prof, probe=True, measure_probe=measure_probe)
+    here = check is None or check.same
+    cals, info = fit_calibration(prof, space, n=n, seed=seed, plan=plan, resolutions=resolutions, progress=progress)
+    if here:
+        prof = resolve_profile(device, out_dir)  # as on disk now: on-demand measuring wrote tables meanwhile
+        tables = dict(prof.tables)
+        for name, cal in cals.items():
+            tables[name] = tables[name].model_copy(update={"calibration": cal})
+        info["path"] = str(store_profile(prof.model_copy(update={"tables": tables}), out_dir))
+        info["stored"] = "profile"
+    else:
+        info["path"] = str(store_calibration(prof, cals, info))
+        info["stored"] = "host calibration cache"
+        info["host"] = {"measured_on": check.measured_on, "this_host": check.here,
+                        "differences": check.differences, "probe_ratio": check.probe_ratio}
+    if report is not None:
+        info["report"] = str(report)
+        atomic_write_bytes(report, (json.dumps(info, indent=1, default=str) + "\n").encode())
+    return info

@@ -249,7 +249,7 @@ class CellLatency:
             from .predictor import LatencyPredictor
 
             try:
-                self._additive = LatencyPredictor(self.profile, self.space, pricing="blocks")
+                self._additive = LatencyPredictor(self.profile, self.space, pricing="blocks", check_host=False)
             except UserError:
                 self._additive = False
                 if can_measure_here(self.profile):
@@ -260,7 +260,7 @@ class CellLatency:
                                   self.plan, self.progress)
                     self.measured_s_ += time.perf_counter() - t0
                     self._additive = LatencyPredictor(_latest(self.profile, _store_dir(self.profile, self.out_dir)),
-                                                      self.space, pricing="blocks")
+                                                      self.space, pricing="blocks", check_host=False)
         return self._additive or None
 
     # ---- units --------------------------------------------------------------------------------

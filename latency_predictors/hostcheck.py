@@ -1,14 +1,23 @@
-"""Is this the machine a measured profile was taken on? A warning when it is not."""
+"""Is this the machine a measured profile was taken on? Fingerprint differences and the speed-probe ratio.
+
+Two checks, one cheap and one a second long. The fingerprint (``profile.HostFingerprint``) compares
+what a host *is*: CPU model and family, the ISA features that change kernel choice, CPU and core
+counts, ONNX Runtime's version and execution providers. The probe (``probe.py``) compares how fast
+it *runs*: a profile measured with a probe on record is compared with this host's probe, and a
+ratio outside ``1 +- PROBE_TOLERANCE`` counts as another host even when the fingerprints agree.
+"""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .profile import DeviceProfile, HostFingerprint, host_fingerprint
 
-# What decides the speed of a run; Python or numpy versions do not, so they never warn.
-HARDWARE_FIELDS = ("machine", "processor", "cpu_count")
+# What decides the speed of a run; Python or numpy versions do not, so they never count.
+HARDWARE_FIELDS = ("machine", "processor", "cpu_family", "cpu_count", "cores", "threads_per_core")
+PROBE_TOLERANCE = 0.15  # |ratio - 1| above this: another host, whatever the fingerprint says
 _warned: set[tuple[str, str]] = set()
 
 
@@ -21,25 +30,93 @@ def this_host() -> HostFingerprint:
     return host_fingerprint()
 
 
+def _isa_difference(a: list[str] | None, b: list[str] | None) -> str | None:
+    if a is None or b is None or set(a) == set(b):
+        return None  # a profile from before the ISA was recorded: nothing to compare
+    lost, gained = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    parts = ([f"lacks {', '.join(lost)}"] if lost else []) + ([f"adds {', '.join(gained)}"] if gained else [])
+    return f"isa: this host {' and '.join(parts)}"
+
+
 def host_differences(recorded: HostFingerprint, current: HostFingerprint | None = None) -> list[str]:
-    """``field: recorded -> current`` for each hardware field (and the ONNX Runtime version) that differs."""
+    """``field: recorded -> current`` for each hardware field, ISA feature set and ONNX Runtime detail that differs.
+
+    A field either side leaves empty (a profile written before it was recorded) is not compared.
+    """
     current = current or this_host()
-    diffs = [f"{f}: {getattr(recorded, f)!r} -> {getattr(current, f)!r}" for f in HARDWARE_FIELDS
-             if getattr(recorded, f) != getattr(current, f)]
+    diffs = []
+    for f in HARDWARE_FIELDS:
+        a, b = getattr(recorded, f), getattr(current, f)
+        if a is not None and b is not None and a != b:
+            diffs.append(f"{f}: {a!r} -> {b!r}")
+    isa = _isa_difference(recorded.isa, current.isa)
+    if isa:
+        diffs.append(isa)
     a, b = recorded.packages.get("onnxruntime"), current.packages.get("onnxruntime")
     if a and b and a != b:
         diffs.append(f"onnxruntime: {a} -> {b}")
+    a, b = recorded.execution_providers, current.execution_providers
+    if a is not None and b is not None and set(a) != set(b):
+        diffs.append(f"execution providers: {', '.join(sorted(a))} -> {', '.join(sorted(b))}")
     return diffs
 
 
+@dataclass
+class HostCheck:
+    """The outcome of comparing a measured profile's host with this one."""
+
+    same: bool
+    differences: list[str] = field(default_factory=list)
+    probe_ratio: float | None = None  # this host's probe time / the recorded one (> 1: this host is slower)
+    measured_on: str = ""
+    here: str = ""
+
+    def reason(self) -> str:
+        """Why this host counts as another one, in a phrase (empty when it is the same)."""
+        parts = list(self.differences)
+        if self.probe_ratio is not None and abs(self.probe_ratio - 1) > PROBE_TOLERANCE:
+            parts.insert(0, f"speed probe {self.probe_ratio:.2f}x the recorded time (tolerance +-"
+                            f"{100 * PROBE_TOLERANCE:.0f} %)")
+        elif self.probe_ratio is not None:
+            parts.append(f"speed probe {self.probe_ratio:.2f}x")
+        elif parts:
+            parts.append("no speed probe on record")
+        return "; ".join(parts)
+
+
+def check_host(profile: DeviceProfile, probe: bool = True, measure_probe=None) -> HostCheck | None:
+    """Compare a measured profile's host with this one; None for profiles not measured on a host.
+
+    ``probe``: when the profile carries a speed probe, time this host's (cached a day in the user
+    folder); ``measure_probe(threads) -> SpeedProbe`` replaces the measurement (tests).
+    """
+    if profile.host is None or profile.source.kind != "measured":
+        return None
+    here = this_host()
+    diffs = host_differences(profile.host, here)
+    ratio = None
+    if probe and profile.host.probe is not None:
+        from .probe import probe_ratio, this_host_probe
+
+        threads = profile.host.probe.threads or profile.runtime.threads or 1
+        ratio = probe_ratio(profile.host.probe, this_host_probe(here, threads, measure=measure_probe))
+    off = ratio is not None and abs(ratio - 1) > PROBE_TOLERANCE
+    return HostCheck(same=not diffs and not off, differences=diffs, probe_ratio=ratio,
+                     measured_on=profile.host.label(), here=here.label())
+
+
 def warn_if_other_host(profile: DeviceProfile) -> list[str]:
-    """Warn (once per profile and process) when a measured profile was taken on another host."""
+    """Warn (once per profile and process) when a measured profile was taken on another host.
+
+    The fingerprint only: a predictor built directly has no time for the probe. ``nas predict``,
+    ``nas search`` and the API resolve the profile for this host first (``host_calibration.py``).
+    """
     if profile.host is None or profile.source.kind != "measured":
         return []
     diffs = host_differences(profile.host)
     if diffs and (profile.name, profile.host.digest) not in _warned:
         _warned.add((profile.name, profile.host.digest))
         warnings.warn(f"device profile {profile.name!r} was measured on another host ({'; '.join(diffs)}); "
-                      f"its latencies may not hold here (re-measure with: nas profile --device NAME --space SPACE)",
-                      HostMismatchWarning, stacklevel=3)
+                      f"its latencies may not hold here (calibrate it here: nas calibrate --device {profile.name} "
+                      f"--space SPACE)", HostMismatchWarning, stacklevel=3)
     return diffs

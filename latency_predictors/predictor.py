@@ -68,9 +68,13 @@ class LatencyPredictor:
     ``source`` says how the numbers were obtained: measured, modelled or imported.
     """
 
-    def __init__(self, profile: DeviceProfile | str, space: SearchSpace | str, pricing: str = "auto"):
+    def __init__(self, profile: DeviceProfile | str, space: SearchSpace | str, pricing: str = "auto",
+                 host_status=None, check_host: bool = True):
         self.profile = get_profile(profile)
-        warn_if_other_host(self.profile)  # a measured table says little about another machine
+        # What was done about a profile from another host (host_calibration.resolve_for_host), for results.
+        self.host_status = host_status
+        if host_status is None and check_host:
+            warn_if_other_host(self.profile)  # a measured table says little about another machine
         self.space = get_space(space)
         if pricing not in ("auto", "blocks"):
             raise UserError(f"pricing must be 'auto' or 'blocks', got {pricing!r}")

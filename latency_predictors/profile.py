@@ -69,8 +69,26 @@ class Runtime(_Model):
     precision: str | None = None  # fp32, fp16, int8
 
 
+class SpeedProbe(_Model):
+    """About a second of fixed conv and GEMM shapes through the runtime: how fast this host runs them.
+
+    Two hosts of the same fingerprint can still differ in speed (another VM generation, a slower
+    memory system, a throttled clock); the ratio of two probes says by how much (``probe.py``).
+    """
+
+    version: int = 1  # the shape set; probes of different versions are not compared
+    engine: str = "onnxruntime"
+    threads: int | None = None
+    ms: dict[str, float] = Field(default_factory=dict)  # shape name -> fastest round's median
+    created: str | None = None
+
+
 class HostFingerprint(_Model):
-    """The machine a measured profile was taken on; ``digest`` changes when any field does."""
+    """The machine a measured profile was taken on; ``digest`` changes when any field does.
+
+    The hardware fields that change kernel choice (``cpu_family``, ``isa``) and the cores were added
+    later: a profile written before has them empty, and a comparison uses what both sides record.
+    """
 
     machine: str
     processor: str
@@ -78,6 +96,13 @@ class HostFingerprint(_Model):
     system: str
     python: str
     packages: dict[str, str] = Field(default_factory=dict)
+    cpu_vendor: str | None = None
+    cpu_family: str | None = None  # x86: "family 6 model 167"; ARM: "ARM Neoverse-N1 r3p1"
+    isa: list[str] | None = None  # kernel-relevant ISA features (cpuinfo.py), e.g. avx2, avx512f, neon
+    cores: int | None = None  # physical cores
+    threads_per_core: int | None = None
+    execution_providers: list[str] | None = None  # what ONNX Runtime offers here
+    probe: SpeedProbe | None = None  # measured with the profile (not part of the digest)
     digest: str = ""
 
     @model_validator(mode="after")
@@ -87,8 +112,27 @@ class HostFingerprint(_Model):
         return self
 
     def compute_digest(self) -> str:
-        fields = self.model_dump(exclude={"digest"})
+        fields = self.model_dump(exclude={"digest", "probe"})
         return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+
+    def identity(self) -> str:
+        """A key for "the same kind of host": the hardware and ONNX Runtime, not Python or the OS."""
+        fields = {k: getattr(self, k) for k in HOST_IDENTITY_FIELDS}
+        fields["onnxruntime"] = self.packages.get("onnxruntime")
+        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        """A short human name: "Intel(R) Xeon(R) Processor (2 CPUs, avx512f)"."""
+        top = None
+        if self.isa:
+            order = ("amx_int8", "avx512_vnni", "avx512f", "avx2", "avx", "sve2", "sve", "i8mm", "dotprod", "neon")
+            top = next((f for f in order if f in self.isa), None)
+        return f"{self.processor} ({self.cpu_count} CPUs" + (f", {top}" if top else "") + ")"
+
+
+# What makes two hosts the same kind for latency (HostFingerprint.identity).
+HOST_IDENTITY_FIELDS = ("machine", "processor", "cpu_family", "isa", "cpu_count", "cores", "threads_per_core",
+                        "execution_providers")
 
 
 class Calibration(_Model):
@@ -274,9 +318,11 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def host_fingerprint(packages: tuple[str, ...] = ("onnxruntime", "numpy", "torch")) -> HostFingerprint:
-    """The fingerprint of this machine, for profiles measured here."""
+def host_fingerprint(packages: tuple[str, ...] = ("onnxruntime", "numpy", "torch"), cpu=None) -> HostFingerprint:
+    """The fingerprint of this machine, for profiles measured here (``cpu``: a ``CpuInfo`` to use instead)."""
     from importlib import metadata
+
+    from .cpuinfo import read_cpu_info
 
     versions = {}
     for p in packages:
@@ -284,17 +330,19 @@ def host_fingerprint(packages: tuple[str, ...] = ("onnxruntime", "numpy", "torch
             versions[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             pass
-    return HostFingerprint(machine=platform.machine(), processor=_cpu_model(), cpu_count=os.cpu_count() or 0,
-                           system=f"{platform.system()} {platform.release()}",
-                           python=platform.python_version(), packages=versions)
+    cpu = cpu or read_cpu_info()
+    return HostFingerprint(machine=cpu.arch or platform.machine(), processor=cpu.model,
+                           cpu_count=cpu.logical_cpus or os.cpu_count() or 0,
+                           system=f"{platform.system()} {platform.release()}", python=platform.python_version(),
+                           packages=versions, cpu_vendor=cpu.vendor, cpu_family=cpu.family, isa=list(cpu.isa),
+                           cores=cpu.cores, threads_per_core=cpu.threads_per_core,
+                           execution_providers=_ort_providers())
 
 
-def _cpu_model() -> str:
+def _ort_providers() -> list[str] | None:
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+        from .ort_telemetry import import_onnxruntime
+
+        return sorted(import_onnxruntime().get_available_providers())
+    except ImportError:
+        return None

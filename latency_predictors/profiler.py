@@ -177,6 +177,13 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     if not path.is_file() and (reg := _registered(device)) is not None:
         # Extending a shipped profile (or one elsewhere): start from it, so its other spaces are kept.
         prof = _open_profile(reg.path, device, aliases, runtime)
+    if prof.source.kind == "measured" and (prof.host is None or prof.host.probe is None):
+        # The speed probe of this host, stored with the table (hostcheck.py compares it elsewhere).
+        from . import probe as speed_probe
+
+        if settings.provider == "cpu":
+            host_probe = speed_probe.measure_probe(settings)
+            prof = prof.model_copy(update={"host": this_host().model_copy(update={"probe": host_probe})})
     ppath = progress_path(out_dir, prof.name, sp.name)
     state = load_progress(ppath, settings)
     blocks = state["blocks"]
@@ -254,7 +261,8 @@ def _with_table(prof: DeviceProfile, space: str, table: SpaceTable, runtime: Run
     tables[space] = table
     update = {"tables": tables}
     if prof.source.kind == "measured":
-        host = this_host()
+        probe = prof.host.probe if prof.host is not None else None
+        host = this_host().model_copy(update={"probe": probe})
         update.update(runtime=runtime, host=host,
                       hardware=Hardware(cpu=host.processor, cores=runtime.threads, isa=platform.machine(),
                                         device=prof.hardware.device, gpu=prof.hardware.gpu),

@@ -75,12 +75,21 @@ def plot_scatter(pred_ms, true_ms, path, title: str) -> Path:
 
 
 def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resolutions=None,
-                    json_path=None, png_path=None, store: bool = True, out_dir=None, progress: bool = True) -> dict:
-    """Measure n random networks whole, compare with the profile's predictions; report, plot and store the figures."""
+                    json_path=None, png_path=None, store: bool = True, out_dir=None, progress: bool = True,
+                    report_dir=None, recalibrate=None) -> dict:
+    """Measure n random networks whole, compare with the profile's predictions; report, plot and store the figures.
+
+    The profile is resolved exactly as ``nas predict`` resolves it (``host_calibration.resolve_for_host``:
+    the user's copy over the shipped one, calibrated here or flagged when measured on another host;
+    ``out_dir``: a folder holding ``<device>.yaml`` to use instead). ``report_dir``: the JSON report
+    and the PNG go there (``latency-validation-DEVICE-SPACE.json/.png``) unless ``json_path`` /
+    ``png_path`` name them. Figures are stored in the profile only when it was measured on this host.
+    """
     import json
 
     from search_spaces.registry import get_space
 
+    from .host_calibration import resolve_for_host
     from .measure import (DEFAULT_NET_PLAN, STREAM_VALIDATE, check_writable_dir, measure_networks, profile_settings,
                           resolve_profile, sample_archs, store_dir, store_profile)
     from .predictor import LatencyPredictor
@@ -89,15 +98,20 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     plan = plan or DEFAULT_NET_PLAN
     if plan.rounds < 2:
         raise UserError("validation needs at least 2 rounds (--rounds) to measure its noise floor")
+    sp = get_space(space)
     prof = resolve_profile(device, out_dir)
+    if report_dir is not None:
+        stem = Path(report_dir).expanduser() / f"latency-validation-{prof.name}-{sp.name}"
+        json_path = json_path if json_path is not None else stem.with_suffix(".json")
+        png_path = png_path if png_path is not None else stem.with_suffix(".png")
     # Every output is checked before any network is measured (minutes of work).
     for target in ([store_dir(prof.name, out_dir)] if store else []) + \
             [Path(p).expanduser().parent for p in (json_path, png_path) if p is not None]:
         check_writable_dir(target)
-    sp = get_space(space)
+    prof, host = resolve_for_host(prof, sp, recalibrate)
     settings = profile_settings(prof)
     X = sample_archs(sp, n, seed, STREAM_VALIDATE, resolutions)
-    predictor = LatencyPredictor(prof, sp)
+    predictor = LatencyPredictor(prof, sp, host_status=host, check_host=False)
     cells = predictor.cells_
     if cells is not None:
         cells.measure_missing(X)  # whole-cell pricing first measures every unit these networks need
@@ -114,16 +128,18 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
         figs.update({f"additive_{k}": add[k] for k in ("mape_pct", "max_abs_err_pct", "within_10_pct", "spearman")})
         figs["additive_raw_mape_pct"] = error_figures(additive.block_sum_ms(X), meas)["mape_pct"]
         figs["pricing"] = "whole cells"
-    cal = prof.calibration_of(sp.name)
+    cal = prof.calibration_of(predictor.table_name)
     info = {"device": prof.name, "space": sp.name, "n": len(X), "seed": seed, "created": now_iso(),
             "reference": (f"nas validate-latency: {len(X)} random {sp.name} networks (seed {seed}, validation stream, "
                           f"disjoint from calibration) measured whole, {plan.rounds} interleaved rounds of "
                           f"{plan.warmup} warm-up + {plan.reps} timed runs, fastest round's median"),
             "runtime": settings.as_dict(), "engine": res["engine"], "calibration": {"scale": cal.scale,
                                                                                      "offset_ms": cal.offset_ms},
+            "host": host.as_dict() if host is not None else None,
             "load_avg": [round(v, 2) for v in res["load_avg"]],
             "measured_ms_range": [round(float(meas.min()), 3), round(float(meas.max()), 3)], **figs}
-    title = (f"{prof.name} / {sp.name}: MAPE {figs['mape_pct']:.2f} % (noise {figs['noise_mape_pct']:.2f} %), "
+    where = f", {host.label}" if host is not None else ""
+    title = (f"{prof.name} / {sp.name}{where}: MAPE {figs['mape_pct']:.2f} % (noise {figs['noise_mape_pct']:.2f} %), "
              f"{figs['within_10_pct']:.0f} % within +-10 %,\nSpearman {figs['spearman']}, Kendall "
              f"{figs['kendall_tau']}, n = {len(X)}")
     if json_path is not None:
@@ -134,11 +150,13 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
         info["json"] = str(json_path)
     if png_path is not None:
         info["plot"] = str(plot_scatter(pred, meas, png_path, title))
-    if store:
+    if store and host is not None and host.status != "same-host":
+        info["not_stored"] = f"the profile was {host.label}: its figures are kept for its own host"
+    elif store:
         prof = resolve_profile(device, out_dir)  # as on disk now: on-demand measuring wrote tables meanwhile
         extra = {k: v for k, v in info.items() if k not in ("device", "space", "n", "created", "reference",
                                                               "json", "plot", "mae_ms", "max_abs_err_ms",
-                                                              "rmse_ms", "kendall_tau", "mape_pct")}
+                                                              "rmse_ms", "kendall_tau", "mape_pct", "host")}
         vf = ValidationFigures(reference=info["reference"], n_archs=len(X), mape_pct=figs["mape_pct"],
                                mae_ms=figs["mae_ms"], max_abs_err_ms=figs["max_abs_err_ms"], rmse_ms=figs["rmse_ms"],
                                kendall_tau=figs["kendall_tau"], created=info["created"], **extra)

@@ -49,28 +49,43 @@ def device_dirs() -> dict[str, str]:
     return {"shipped": str(shipped_dir()), "user": str(user_dir())}
 
 
-def latency_predictor(space: str | SearchSpace, device: str | DeviceProfile) -> LatencyPredictor:
-    """A compiled predictor of ``space`` on ``device``; reuse it for many batches."""
-    return LatencyPredictor(get_profile(device), space)
+def latency_predictor(space: str | SearchSpace, device: str | DeviceProfile, recalibrate=None) -> LatencyPredictor:
+    """A compiled predictor of ``space`` on ``device``; reuse it for many batches.
+
+    A profile measured on another host is calibrated here (``recalibrate="auto"``, the default
+    unless ``$HWNAS_RECALIBRATE`` says otherwise; cached per host) or flagged (``"off"``); a
+    ``latency_predictors.host_calibration.RecalibrationPolicy`` sets the sample size.
+    ``predictor.host_status`` says which.
+    """
+    from latency_predictors.host_calibration import resolve_for_host
+
+    sp = get_space(space)
+    prof, host = resolve_for_host(get_profile(device), sp, recalibrate)
+    return LatencyPredictor(prof, sp, host_status=host, check_host=False)
 
 
 def predict_costs(space: str | SearchSpace, device: str | DeviceProfile,
-                  archs: Sequence[Arch] | Arch) -> dict:
+                  archs: Sequence[Arch] | Arch, recalibrate=None) -> dict:
     """Latency (ms), MACs and params of each arch, with the latency's source.
 
     A row's ``latency_source`` is "modelled" when the profile's cost model priced a block its
     table lacks (e.g. a resolution or width the table was not made for), else the table's source.
+    ``host`` says where a measured table was measured and whether it was calibrated here
+    (``recalibrate``: see ``latency_predictor``).
     """
     sp = get_space(space)
-    predictor = latency_predictor(sp, device)
-    X = sp.encode(archs)
+    device = get_profile(device)  # an unknown device is the first error
+    X = sp.encode(archs)  # bad archs are refused before any host check or calibration
+    predictor = latency_predictor(sp, device, recalibrate)
     lat = predictor.predict(X)
     macs, params = macs_params(sp, X)
     # null (None) where the space can neither count nor build the net: unknown, not zero.
     sources = predictor.source_of_rows(X)
     rows = [{"latency_ms": float(l), "latency_source": src, "macs": None if np.isnan(m) else int(m),
              "params": None if np.isnan(p) else int(p)} for l, src, m, p in zip(lat, sources, macs, params)]
-    out = {"space": sp.name, "device": predictor.profile.name, "source": predictor.source, "archs": rows}
+    host = predictor.host_status
+    out = {"space": sp.name, "device": predictor.profile.name, "source": predictor.source,
+           "host": host.as_dict() if host is not None else None, "archs": rows}
     if sp.space_params():
         out["space_params"] = sp.space_params()
     return out

@@ -51,6 +51,7 @@ class Target:
     margin: float = 0.0  # fraction of the budget kept free (e.g. 0.05 for a modelled profile)
     source: str = "user-supplied predictor"
     expected_error: dict | None = None
+    host: dict | None = None  # a measured device: where it was measured, calibrated here or flagged
 
     @property
     def cost_s(self) -> float:

@@ -42,6 +42,8 @@ class TargetInfo(BaseModel):
     limit_ms: float
     latency_source: str
     expected_error: dict[str, Any] | None = None
+    # A measured device: measured on which host, and "same-host", "calibrated-here" or "flagged" here.
+    host: dict[str, Any] | None = None
 
 
 class SearchResult(BaseModel):

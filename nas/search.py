@@ -55,8 +55,12 @@ class _TolerantLatency:
         return self.predictor.predict(X, missing="nan")
 
 
-def make_target(device, space: SearchSpace, budget, margin: float = 0.0) -> Target:
-    """A Target from a device name / profile / any object with ``predict(X) -> ms``."""
+def make_target(device, space: SearchSpace, budget, margin: float = 0.0, recalibrate=None) -> Target:
+    """A Target from a device name / profile / any object with ``predict(X) -> ms``.
+
+    A device measured on another host is calibrated here or flagged (``recalibrate``, see
+    ``nas.latency.latency_predictor``); the target's ``host`` records which.
+    """
     from latency_predictors.units import parse_latency_ms
 
     from latency_predictors.predictor import LatencyModel, LatencyPredictor
@@ -72,7 +76,10 @@ def make_target(device, space: SearchSpace, budget, margin: float = 0.0) -> Targ
         name = getattr(device, "name", type(device).__name__)
         return Target(str(name), device, budget_ms, margin, getattr(device, "source", "user-supplied predictor"))
 
-    pred = LatencyPredictor(device, space)
+    from latency_predictors.host_calibration import resolve_for_host
+
+    prof, host = resolve_for_host(device, space, recalibrate)
+    pred = LatencyPredictor(prof, space, host_status=host, check_host=False)
     validation = None
     vals = getattr(pred.profile, "validation", None) or {}
     if isinstance(vals, dict) and space.name in vals:
@@ -83,7 +90,7 @@ def make_target(device, space: SearchSpace, budget, margin: float = 0.0) -> Targ
         validation = fit.model_dump() if hasattr(fit, "model_dump") else dict(fit)
     return Target(pred.profile.name, _TolerantLatency(pred), budget_ms, margin,
                   f"{pred.source}: {pred.provenance}" if getattr(pred, "provenance", None) else pred.source,
-                  validation)
+                  validation, host.as_dict() if host is not None else None)
 
 
 def _as_list(x) -> list:
@@ -143,7 +150,7 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
            latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
            callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True,
-           verify: bool = False) -> SearchResult:
+           verify: bool = False, recalibrate=None) -> SearchResult:
     """Find the most accurate arch of ``space`` that meets ``latency_ms`` on ``target``.
 
     ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target`` and
@@ -155,6 +162,9 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
     the run folder gets result.json, a PNG and checkpoints;
     ``resume=True`` continues a killed run there with the same result as an uninterrupted one.
     ``verify=True`` measures the top-k whole on targets measured on this host and re-ranks them.
+    ``recalibrate``: "auto" (default; ``$HWNAS_RECALIBRATE`` overrides) calibrates a device measured on
+    another host here first (cached per host), "off" predicts with its table and flags it; each
+    target's ``host`` in the result says which.
     """
     t0 = time.perf_counter()
     sp = get_space(space)
@@ -169,7 +179,7 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise UserError(f"top-k must be a positive integer, got {top_k!r}")
-    tgts = [make_target(t, sp, b, latency_margin) for t, b in zip(targets, budgets)]
+    tgts = [make_target(t, sp, b, latency_margin, recalibrate) for t, b in zip(targets, budgets)]
     if strategy is not None and isinstance(strat := get_strategy(strategy, **(strategy_params or {})), TrainingStrategy):
         # a strategy that trains a supernet: same run folder, checkpoints, progress and result (nas.gradient)
         if len(tgts) != 1:
@@ -290,7 +300,8 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
         strategy_params={k: v for k, v in resolved.items() if v is not None}, accuracy=acc_info, reward=objective.reward,
         w=objective.w if objective.reward == "mnas" else None,
         targets=[TargetInfo(device=t.device, budget_ms=t.budget_ms, margin=t.margin, limit_ms=t.limit_ms,
-                            latency_source=t.source, expected_error=t.expected_error) for t in objective.targets],
+                            latency_source=t.source, expected_error=t.expected_error, host=t.host)
+                 for t in objective.targets],
         budget=config["budget"], n_evaluated=n_eval, n_proposed=counters["n_proposed"], cost=cost,
         seed=config["seed"], best=top[0] if top else None,
         top_k=top, pareto=front, history=hist, notes=notes, versions=versions(), wall_time_s=wall_s,

@@ -28,6 +28,16 @@ def device_dir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_recalibration(monkeypatch):
+    """A test never spends a minute calibrating a shipped profile to this host unless it asks to.
+
+    ``nas predict``/``search`` calibrate a profile measured on another host by default; tests that
+    check that pass ``recalibrate=`` / ``--recalibrate auto`` with a small injected sample.
+    """
+    monkeypatch.setenv("HWNAS_RECALIBRATE", "off")
+
+
+@pytest.fixture(autouse=True)
 def offline_cache(tmp_path, monkeypatch) -> Path:
     """Every test gets an empty download cache and is offline: no test may reach the internet.
 

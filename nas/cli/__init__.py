@@ -83,15 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     # a warning is one line naming the command, not Python's "file:line: Category" plus source line
-    # (showwarning, not formatwarning: a caller that records warnings, such as pytest, would swallow them)
+    # (showwarning, not formatwarning: a caller that records warnings, such as pytest, would swallow them).
+    # Warnings are held until the command ends: a command that fails prints its one error line only.
     saved = warnings.showwarning
-    warnings.showwarning = lambda message, category, *a, **k: sys.stderr.write(
+    held: list[str] = []
+    warnings.showwarning = lambda message, category, *a, **k: held.append(
         f"{prog}: warning: {_one_line(str(message))}\n")
     # ONNX Runtime's telemetry is off unless the user opts in; it must be set before onnxruntime is
     # imported (see latency_predictors/ort_telemetry.py), and Ray workers inherit it.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stderr.write("".join(dict.fromkeys(held)))
+        return code
     except UserError as e:
         print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2

@@ -15,3 +15,11 @@ def plan_of(args):
     from latency_predictors.timing import RoundPlan
 
     return RoundPlan(rounds=args.rounds, reps=args.reps, warmup=args.warmup)
+
+
+def add_recalibrate_arg(p) -> None:
+    p.add_argument("--recalibrate", choices=["auto", "off"], default=None,
+                   help="a device measured on another host (CPU, ISA, cores, ONNX Runtime or speed probe differ): "
+                        "auto calibrates it here first on a small sample of whole networks (under a minute; cached "
+                        "per host in the user folder), off predicts with its table as measured there and flags it "
+                        "(default: auto, or $HWNAS_RECALIBRATE)")

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import add_command, non_negative_int, print_json
+from ._timing_args import add_recalibrate_arg
 
 
 # Flags that define a search: a resumed run takes them from its run folder (config.json), so
@@ -80,6 +81,7 @@ def register(sub):
     p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder")
     p.add_argument("--verify", action="store_true",
                    help="measure the top-k whole on this host (targets profiled here) and re-rank by it")
+    add_recalibrate_arg(p)
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print result.json instead of the table")
@@ -153,7 +155,7 @@ def run(args) -> int:
                       seed=args.seed,
                       top_k=args.top_k, out=out)
     result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot,
-                    verify=args.verify)
+                    verify=args.verify, recalibrate=args.recalibrate)
     run_dir = Path(kwargs["out"])
     exported = None
     if args.export and result.best is not None:
@@ -192,7 +194,8 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
         goal = (f"soft target T = {t.budget_ms:g} ms (reward top-1 x (latency/T)^{result.w:g})"
                 if soft else f"<= {t.budget_ms:g} ms{margin}")
-        lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}]")
+        where = f"; {t.host['label']}" if t.host and t.host.get("status") != "same-host" else ""
+        lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}{where}]")
         if verbose:
             lines.append(f"  latency source: {t.latency_source}")
     metric = result.accuracy.get("metric")

@@ -258,7 +258,7 @@ def _train_search(space, target, strategy, *, seed, out, resume, progress, callb
         accuracy={"name": "held-out", "description": notes[0]}, reward="hard",
         targets=[TargetInfo(device=target.device, budget_ms=target.budget_ms, margin=target.margin,
                             limit_ms=target.limit_ms, latency_source=target.source,
-                            expected_error=target.expected_error)],
+                            expected_error=target.expected_error, host=target.host)],
         budget=n_total, n_evaluated=1, n_proposed=None,
         cost={"accuracy_evaluations": 1, "latency_evaluations": int(costs.mask.sum()) + 3,
               "training_steps": int(n_total * steps)},
