@@ -98,6 +98,10 @@ class HostStatus:
 
 def table_sha(profile: DeviceProfile, table_name: str) -> str:
     """A digest of one table's numbers: a cached calibration is valid for exactly the table it was fitted on."""
+    if table_name.endswith(".cells"):
+        # A whole-cell table grows as units are measured on demand (cells.py): keyed to it, a
+        # calibration would be refitted after every new cell. Its per-op table keys the cache instead.
+        return "on-demand"
     t = profile.tables.get(table_name)
     data = {} if t is None else {"e": sorted(t.entries.items()),
                                  "r": sorted((r, sorted(s.items())) for r, s in t.by_resolution.items())}
