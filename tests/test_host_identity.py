@@ -201,3 +201,13 @@ def test_calibrate_and_validate_use_what_predict_uses_and_write_into_out(nas_cli
     assert os.listdir(work) == []  # nothing in the working folder
     # a profile from another host keeps its own validation figures
     assert "ofa" not in load_profile(device_dir / "toy-other.yaml").validation
+
+
+def test_a_profile_without_isa_or_probe_on_record_is_never_taken_for_this_host(nas_cli, fake_probe, tmp_path):
+    """The shipped x86 profile predates both: "AMD EPYC, 2 CPUs" matched a 2.5x slower AVX2-only VM."""
+    legacy = this_host().model_copy(update={"isa": None, "probe": None, "digest": ""})
+    save_profile(_profile("toy-legacy", legacy))
+    code, out, err = nas_cli("predict", "--device", "toy-legacy", "--space", "ofa", "--arch", _arch(tmp_path), "--json",
+                             "--recalibrate", "off")
+    assert code == 0 and json.loads(out)["host"]["status"] == "flagged"
+    assert err.count("\n") == 1 and "cannot be confirmed" in err, err
