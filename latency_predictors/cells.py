@@ -152,9 +152,15 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
     t0 = time.perf_counter()
     wall0 = float(state.get("wall_s", 0.0))
 
-    def save():
+    def save_rounds():
         state["wall_s"] = wall0 + time.perf_counter() - t0
         save_progress(ppath, state)
+
+    def save():
+        # The profile (a YAML of thousands of units: ~1.6 s to read and write here) is written once
+        # per chunk; the progress file after every round is what a killed run resumes from, and the
+        # next measuring call copies any unit it completed into the table.
+        save_rounds()
         prof = _latest(profile, directory)
         table = prof.tables.get(name) or SpaceTable()
         entries = dict(table.entries)
@@ -182,10 +188,12 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
                 timers[k] = UnitTimer(backend, module, shapes)
                 bar.advance()
             medians = {k: rounds.setdefault(k, {"rounds": []})["rounds"] for k in timers}
-            run_rounds(timers, medians, plan, rng, on_round=lambda _r: save(), progress=bar)
+            run_rounds(timers, medians, plan, rng, on_round=lambda _r: save_rounds(), progress=bar)
+            save()
             del timers
             gc.collect()
-    save()
+    else:
+        save()  # units whose rounds a killed run completed reach the table here
     return {k: kept_ms(b["rounds"]) for k, b in rounds.items() if len(b["rounds"]) >= plan.rounds}
 
 
