@@ -152,9 +152,15 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
     t0 = time.perf_counter()
     wall0 = float(state.get("wall_s", 0.0))
 
-    def save():
+    def save_rounds():
         state["wall_s"] = wall0 + time.perf_counter() - t0
         save_progress(ppath, state)
+
+    def save():
+        # The profile (a YAML of thousands of units: ~1.6 s to read and write here) is written once
+        # per chunk; the progress file after every round is what a killed run resumes from, and the
+        # next measuring call copies any unit it completed into the table.
+        save_rounds()
         prof = _latest(profile, directory)
         table = prof.tables.get(name) or SpaceTable()
         entries = dict(table.entries)
@@ -165,7 +171,7 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
         src = Source(kind="measured", created=now_iso(), provenance=(
             f"{what} measured on demand with ONNX Runtime on {host.processor} ({host.cpu_count} CPUs), "
             f"{plan.rounds} interleaved shuffled rounds of {plan.warmup} warm-up + {plan.reps} timed runs, fastest "
-            f"round's median; {len(entries)} units; measuring wall time {state['wall_s']:.0f} s over all runs"))
+            f"run; {len(entries)} units; measuring wall time {state['wall_s']:.0f} s over all runs"))
         tables = dict(prof.tables)
         tables[name] = table.model_copy(update={"entries": entries, "source": src})
         save_profile(prof.model_copy(update={"tables": tables}), directory)
@@ -182,10 +188,12 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
                 timers[k] = UnitTimer(backend, module, shapes)
                 bar.advance()
             medians = {k: rounds.setdefault(k, {"rounds": []})["rounds"] for k in timers}
-            run_rounds(timers, medians, plan, rng, on_round=lambda _r: save(), progress=bar)
+            run_rounds(timers, medians, plan, rng, on_round=lambda _r: save_rounds(), progress=bar)
+            save()
             del timers
             gc.collect()
-    save()
+    else:
+        save()  # units whose rounds a killed run completed reach the table here
     return {k: kept_ms(b["rounds"]) for k, b in rounds.items() if len(b["rounds"]) >= plan.rounds}
 
 
@@ -229,7 +237,9 @@ class CellLatency:
         self.scale_, self.offset_ms_ = float(cal.scale), float(cal.offset_ms)
         self.measured_s_ = 0.0  # measuring wall time spent by this predictor
         self.n_measured_ = 0  # units this predictor measured
-        self.n_fallback_ = 0  # archs priced by the additive model
+        self.n_priced_ = 0  # arch rows priced by this predictor
+        self.n_fallback_ = 0  # of which priced by the additive model (units unmeasured when asked)
+        self._additive_rows: set[bytes] = set()  # those rows, to say later which archs they were
         self._additive = None
         src = profile.source_of(self.table_name)
         self.source = src.kind
@@ -322,9 +332,26 @@ class CellLatency:
 
     def predict(self, X: np.ndarray, missing: str = "raise") -> np.ndarray:
         """Latency (ms): whole cells where measured, the additive per-op model for the other archs."""
+        X = np.asarray(X, dtype=np.int64)
         out = self.block_sum_ms(X, missing) * self.scale_ + self.offset_ms_
+        self.n_priced_ += len(X)
         bad = np.isnan(out)
         if bad.any() and self.additive is not None:
-            out[bad] = self.additive.predict(np.asarray(X)[bad], missing=missing)
+            out[bad] = self.additive.predict(X[bad], missing=missing)
             self.n_fallback_ += int(bad.sum())
+            self._additive_rows.update(r.tobytes() for r in np.ascontiguousarray(X[bad]))
         return out
+
+    # ---- what was priced how (written into a search's result) ----------------------------------
+    def priced_additively(self, X: np.ndarray) -> np.ndarray:
+        """Per row: did this predictor price that arch with the additive fallback (at least once)?"""
+        rows = np.ascontiguousarray(np.asarray(X, dtype=np.int64))
+        return np.array([r.tobytes() in self._additive_rows for r in rows], dtype=bool)
+
+    def pricing_report(self) -> dict:
+        """How this predictor priced: rows whole-cell vs additive, units measured and the time it took."""
+        return {"pricing": "whole cells, additive per-op fallback for archs with unmeasured units",
+                "archs_priced": self.n_priced_, "archs_priced_additive": self.n_fallback_,
+                "units_in_table": len(self.known_ms), "units_measured": self.n_measured_,
+                "measuring_s": round(self.measured_s_, 1),
+                "budget": {"units_per_call": self.max_new_per_call, "measuring_s": self.budget_s}}

@@ -32,6 +32,17 @@ class LatencyModel(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ReportsPricing(Protocol):
+    """A latency model that can say how it priced the archs it was asked about (a search's result records it).
+
+    ``pricing_report(top_X)``: a JSON-able dict (or None when it has nothing to report), with the
+    1-based ranks of ``top_X``'s rows it priced by a fallback under ``top_k_priced_additive``.
+    """
+
+    def pricing_report(self, top_X: np.ndarray | None = None) -> dict | None: ...
+
+
 def profile_command(device: str, space: str) -> str:
     """The command that measures a device's missing blocks for a space."""
     return f"nas profile --device {device} --space {space}"
@@ -211,6 +222,15 @@ class LatencyPredictor:
         return out
 
     __call__ = predict
+
+    def pricing_report(self, top_X: np.ndarray | None = None) -> dict | None:
+        """How whole-cell pricing priced this predictor's archs (``ReportsPricing``); None for block sums."""
+        if self.cells_ is None:
+            return None
+        out = self.cells_.pricing_report()
+        if top_X is not None and len(top_X):
+            out["top_k_priced_additive"] = [int(i) + 1 for i in np.flatnonzero(self.cells_.priced_additively(top_X))]
+        return out
 
     def _raise_missing(self, row: np.ndarray, n_bad: int):
         ids = self.space.block_matrix(row)[0]

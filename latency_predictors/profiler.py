@@ -5,8 +5,8 @@ built once (``space.build_block``) as a small ONNX model with its session kept, 
 interleaved-rounds protocol of ``timing.py``. Many keys of the deep stages repeat across nearby
 resolutions, so a key is measured once and priced at every resolution (``entries``).
 
-Resumable: the round medians of every block go to a progress file beside the profile
-(``<dir>/<device>.progress/<space>.json``) after every round, and the profile's table gets each
+Resumable: the round values (each round's fastest run) of every block go to a progress file beside
+the profile (``<dir>/<device>.progress/<space>.json``) after every round, and the profile's table gets each
 block whose rounds are complete; a killed run continues with the rounds and blocks it lacks.
 Sessions are kept for one chunk of blocks at a time (~4 MB each), so memory stays bounded.
 """
@@ -252,7 +252,7 @@ def block_stats(state: dict, keys: Sequence[str], rounds: int) -> dict:
 
 def _provenance(plan: RoundPlan, runtime: Runtime) -> str:
     return (f"nas profile: each distinct block as an ONNX model, {plan.rounds} interleaved shuffled rounds of "
-            f"{plan.warmup} warm-up + {plan.reps} timed runs, fastest round's median kept; "
+            f"{plan.warmup} warm-up + {plan.reps} timed runs, fastest run kept; "
             f"{_describe_runtime(runtime)} {runtime.version}")
 
 

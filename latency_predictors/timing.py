@@ -3,15 +3,22 @@
 On a shared machine interference only ever slows a run down, and it comes in bursts lasting from
 microseconds (an interrupt) to seconds (another process's job). So each item (a block, a network) is
 timed in several rounds; a round visits every pending item once, in a fresh random order, running
-``warmup`` untimed then ``reps`` timed runs. Within a round the **median** discards single-run
-outliers; across rounds the **fastest round's median** is kept, because a burst that slows a whole
-round is one-sided noise, and interleaving spreads one item's rounds over the whole measurement
-so a burst rarely hits all of them. The same statistic is used for blocks and whole networks, so
-the two stay comparable.
+``warmup`` untimed then ``reps`` timed runs. A round's value is its **fastest run**, and across rounds
+the **fastest round** is kept: both are minima, because interference is one-sided. A round's median
+was used before; it breaks when the host is busy: runs then fall into a clean and a slowed mode
+(NASNet-A on 2 busy cores: 12.5-13 ms vs 16.5-18 ms), and once half a round's runs are slowed its
+median jumps to the slow mode. Measured on 12 networks timed in 6 rounds, the even/odd-round
+disagreement (the noise floor) was 4.2 % with round medians, 3.8 % with the lower quartile and
+1.0 % with the fastest run (docs/profiling.md). Interleaving spreads one item's rounds over the whole
+measurement, so a burst rarely hits all of them. Blocks and whole networks use the same statistic,
+so the two stay comparable.
 
-Two spreads are recorded per item: ``spread_pct``, the relative range of the round medians (how much
+Two spreads are recorded per item: ``spread_pct``, the relative range of the round values (how much
 one round may be off), and ``repeat_pct``, the difference between the statistic computed on the
 even and on the odd rounds (how much re-measuring would move the stored number; the noise floor).
+
+Priority: on a shared host run timing commands with priority; ``priority_check`` (``sched.py``) warns
+when ``nice`` cannot give it (Linux groups processes by session, and nice only orders a session's own).
 """
 
 from __future__ import annotations
@@ -47,20 +54,25 @@ class RoundPlan:
             raise UserError(f"warmup must be an int >= 0, got {self.warmup!r}")
 
 
-def kept_ms(round_medians) -> float:
-    """The stored latency: the fastest round's median."""
-    return float(np.min(round_medians))
+def round_ms(times_ms) -> float:
+    """A round's value: its fastest timed run (interference only slows runs down; see the module doc)."""
+    return float(np.min(times_ms))
 
 
-def spread_pct(round_medians) -> float:
-    """Relative range of the round medians, in percent of the kept value."""
-    rm = np.asarray(round_medians, dtype=float)
+def kept_ms(round_values) -> float:
+    """The stored latency: the fastest round's value, i.e. the fastest timed run of all rounds."""
+    return float(np.min(round_values))
+
+
+def spread_pct(round_values) -> float:
+    """Relative range of the round values, in percent of the kept value."""
+    rm = np.asarray(round_values, dtype=float)
     return float(100.0 * (rm.max() - rm.min()) / rm.min()) if len(rm) and rm.min() > 0 else 0.0
 
 
-def repeat_pct(round_medians) -> float | None:
+def repeat_pct(round_values) -> float | None:
     """|kept(even rounds) - kept(odd rounds)| in percent: how far a re-measurement would move the value."""
-    rm = np.asarray(round_medians, dtype=float)
+    rm = np.asarray(round_values, dtype=float)
     if len(rm) < 2:
         return None
     a, b = rm[0::2].min(), rm[1::2].min()
@@ -70,11 +82,14 @@ def repeat_pct(round_medians) -> float | None:
 def run_rounds(timers: dict[str, Timer], medians: dict[str, list[float]], plan: RoundPlan,
                rng: np.random.Generator, on_round: Callable[[int], None] | None = None,
                progress: "Progress | None" = None) -> None:
-    """Time every item until it has ``plan.rounds`` round medians (appended to ``medians[key]``).
+    """Time every item until it has ``plan.rounds`` round values (``round_ms``, appended to ``medians[key]``).
 
     Items that already have some rounds (a resumed run) get only the rounds they lack.
     ``on_round(i)`` runs after each round (the caller saves there).
     """
+    from .sched import priority_check
+
+    priority_check()  # once per process: warns when this process's nice cannot order it before others
     for key in timers:
         medians.setdefault(key, [])
     r = 0
@@ -84,7 +99,7 @@ def run_rounds(timers: dict[str, Timer], medians: dict[str, list[float]], plan: 
             return
         for i in rng.permutation(len(pending)):
             key = pending[i]
-            medians[key].append(float(np.median(timers[key].time_ms(plan.warmup, plan.reps))))
+            medians[key].append(round_ms(timers[key].time_ms(plan.warmup, plan.reps)))
             if progress is not None:
                 progress.advance()
         if on_round is not None:

@@ -1,7 +1,7 @@
 """How well a device profile predicts whole networks measured here (``nas validate-latency``).
 
 Every error figure comes with the measurement's own noise floor: each network's rounds are split
-into even and odd halves, the kept statistic (fastest round's median) is computed on each, and the
+into even and odd halves, the kept statistic (the fastest run) is computed on each, and the
 same figures are computed between the two halves. A prediction cannot be checked more finely
 than two measurements of the same network agree.
 """
@@ -132,7 +132,7 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     info = {"device": prof.name, "space": sp.name, "n": len(X), "seed": seed, "created": now_iso(),
             "reference": (f"nas validate-latency: {len(X)} random {sp.name} networks (seed {seed}, validation stream, "
                           f"disjoint from calibration) measured whole, {plan.rounds} interleaved rounds of "
-                          f"{plan.warmup} warm-up + {plan.reps} timed runs, fastest round's median"),
+                          f"{plan.warmup} warm-up + {plan.reps} timed runs, fastest run"),
             "runtime": settings.as_dict(), "engine": res["engine"], "calibration": {"scale": cal.scale,
                                                                                      "offset_ms": cal.offset_ms},
             "host": host.as_dict() if host is not None else None,

@@ -39,6 +39,9 @@ class TargetInfo(BaseModel):
     device: str
     budget_ms: float
     margin: float = 0.0
+    # A whole-cell priced target (graph spaces): archs priced by whole cells vs the additive fallback,
+    # units measured on demand and their time, in the process that finished the run.
+    pricing: dict[str, Any] | None = None
     limit_ms: float
     latency_source: str
     expected_error: dict[str, Any] | None = None

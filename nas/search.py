@@ -54,6 +54,9 @@ class _TolerantLatency:
     def predict(self, X):
         return self.predictor.predict(X, missing="nan")
 
+    def pricing_report(self, top_X=None) -> dict | None:
+        return self.predictor.pricing_report(top_X)
+
 
 def make_target(device, space: SearchSpace, budget, margin: float = 0.0, recalibrate=None) -> Target:
     """A Target from a device name / profile / any object with ``predict(X) -> ms``.
@@ -292,6 +295,11 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
         hist.append({k: float(v) for k, v in row.items() if np.isfinite(v)})
     n_eval = counters["n_evaluated"]
     acc_cost, lat_cost = objective.accuracy_cost_s, objective.latency_cost_s
+    # How each target priced (whole cells vs the additive fallback, units measured on demand), this process.
+    from latency_predictors.predictor import ReportsPricing
+
+    pricing = [t.predictor.pricing_report(a["top_X"]) if isinstance(t.predictor, ReportsPricing) else None
+               for t in objective.targets]
     cost = {"accuracy_evaluations": n_eval, "latency_evaluations": counters["n_latency_rows"],
             "accuracy_cost_s": acc_cost * n_eval if acc_cost else None,
             "latency_cost_s": lat_cost * counters["n_latency_rows"] if lat_cost else None}
@@ -300,8 +308,8 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
         strategy_params={k: v for k, v in resolved.items() if v is not None}, accuracy=acc_info, reward=objective.reward,
         w=objective.w if objective.reward == "mnas" else None,
         targets=[TargetInfo(device=t.device, budget_ms=t.budget_ms, margin=t.margin, limit_ms=t.limit_ms,
-                            latency_source=t.source, expected_error=t.expected_error, host=t.host)
-                 for t in objective.targets],
+                            latency_source=t.source, expected_error=t.expected_error, host=t.host, pricing=p)
+                 for t, p in zip(objective.targets, pricing)],
         budget=config["budget"], n_evaluated=n_eval, n_proposed=counters["n_proposed"], cost=cost,
         seed=config["seed"], best=top[0] if top else None,
         top_k=top, pareto=front, history=hist, notes=notes, versions=versions(), wall_time_s=wall_s,

@@ -45,7 +45,7 @@ def test_profile_measures_a_slice_into_a_measured_profile(nas_cli, device_dir):
     keys = [str(k) for k in distinct_blocks("ofa", [128], limit=6)]
     assert sorted(prof.tables["ofa"].entries) == sorted(keys)
     assert all(v > 0 for v in prof.tables["ofa"].entries.values())
-    # Per-block round medians live beside the profile; the table holds the fastest round's median.
+    # Per-block round values live beside the profile; the table holds the fastest round's value.
     progress = json.loads(progress_path(device_dir, "here", "ofa").read_text())
     for k in keys:
         assert prof.tables["ofa"].entries[k] == pytest.approx(min(progress["blocks"][k]["rounds"]), abs=1e-5)

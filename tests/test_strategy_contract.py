@@ -72,6 +72,24 @@ def test_small_budget_counts_distinct_evaluations_and_never_pays_twice(strategy)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_graph_space_gets_distinct_canonical_valid_evaluations(strategy):
+    """nasnet (cells are graphs): 24 distinct canonical archs scored, all within budget, seed-deterministic."""
+    sp = get_space("nasnet")
+    limit = 260  # ms on pixel1 (NASNet-A Mobile: ~198 ms)
+    acc = CountingAccuracy()
+    kw = dict(strategy=strategy, budget=24, seed=2, plot=False)
+    res = nas.search(sp, "pixel", limit, accuracy=acc, **kw)
+    seen = acc.seen()
+    assert len(seen) == res.n_evaluated == 24
+    assert len(np.unique(row_hash(seen))) == len(seen), "an arch was scored twice"
+    # de-duplication works on graphs: every scored row is the canonical form of its graph
+    assert np.array_equal(sp.canonical(seen), seen)
+    assert (nas.predict_latency_ms("nasnet", "pixel1", seen) <= limit).all()
+    assert sp.validate(res.best.arch) == res.best.arch and res.best.latency_ms["pixel1"] <= limit
+    assert _strip(nas.search(sp, "pixel", limit, accuracy=CountingAccuracy(), **kw)) == _strip(res)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_same_seed_same_result_with_a_fresh_or_a_reused_object(strategy):
     kw = dict(space="ofa", target="pixel", latency_ms=LIMIT_MS, budget=120, seed=4, plot=False)
     reused = get_strategy(strategy)

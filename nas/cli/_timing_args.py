@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def add_plan_args(p, rounds: int, reps: int, warmup: int) -> None:
     p.add_argument("--rounds", type=int, default=rounds,
-                   help=f"interleaved shuffled rounds; the fastest round's median is kept (default {rounds})")
+                   help=f"interleaved shuffled rounds; each round keeps its fastest run, and the fastest round is kept (default {rounds})")
     p.add_argument("--reps", type=int, default=reps, help=f"timed runs per item per round (default {reps})")
     p.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs before them (default {warmup})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

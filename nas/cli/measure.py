@@ -34,7 +34,7 @@ def run(args) -> int:
         return 0
     s = res["settings"]
     print(f"device {res['device']}, space {res['space']}: {res['engine']} {res['execution_provider']}, threads "
-          f"{s['threads']}, batch {s['batch']}, {s['precision']}; fastest of {res['plan']['rounds']} round medians")
+          f"{s['threads']}, batch {s['batch']}, {s['precision']}; fastest run of {res['plan']['rounds']} rounds")
     print(f"{'#':>4}  {'measured_ms':>11}  {'predicted_ms':>12}  {'spread_%':>8}")
     for i, r in enumerate(rows):
         pred = f"{r['predicted_ms']:.3f}" if r["predicted_ms"] is not None else "-"

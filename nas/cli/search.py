@@ -198,6 +198,12 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}{where}]")
         if verbose:
             lines.append(f"  latency source: {t.latency_source}")
+        if t.pricing:  # whole-cell pricing: how much of the search the fallback priced, what measuring cost
+            pr = t.pricing
+            ranks = pr.get("top_k_priced_additive")
+            lines.append(f"  priced {pr['archs_priced']} archs, {pr['archs_priced_additive']} of them by the additive "
+                         f"per-op fallback; {pr['units_measured']} units measured on demand in {pr['measuring_s']:.0f} s"
+                         + (f"; top-k ranks priced additively: {ranks}" if ranks else ""))
     metric = result.accuracy.get("metric")
     lines.append(f"accuracy: {result.accuracy.get('name')} [{result.accuracy.get('source')}]"
                  + (f"; predicts {metric}" if metric else ""))

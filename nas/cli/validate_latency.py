@@ -53,7 +53,7 @@ def run(args) -> int:
     print(f"  within +-10 %   {f['within_10_pct']:7.1f} %   (noise {f['noise_within_10_pct']:.1f} %)")
     print(f"  Spearman        {f['spearman']:7.4f}     (noise {f['noise_spearman']})")
     print(f"  Kendall         {f['kendall_tau']:7.4f}     (noise {f['noise_kendall_tau']})")
-    print(f"  median spread of a network's round medians {f['noise_median_round_spread_pct']} %")
+    print(f"  median spread of a network's round values {f['noise_median_round_spread_pct']} %")
     print(f"  wrote {f.get('json')}, {f.get('plot')}" + (f", {f['profile']}" if "profile" in f else "")
           + (f" (not stored in the profile: {f['not_stored']})" if "not_stored" in f else ""))
     return 0
