@@ -331,5 +331,3 @@ def network_macs(keys: list[BlockKey]) -> float:
     """Multiply-accumulates of a block list (convs and FCs), for sanity checks."""
     return sum(op.macs for k in keys for op in block_ops(k))
 
-
-from . import cell_ops  # noqa: E402,F401  (registers the nasnet space's per-op blocks)

@@ -20,7 +20,7 @@ from .search_config import SearchConfig
 from .strategies import get_strategy, list_strategies, register_strategy
 from .checkpoints import load_supernet, save_supernet
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 __all__ = ["Arch", "BlockKey", "Dim", "InvalidArchError", "SearchSpace", "UserError", "get_space",
            "list_spaces", "register_space", "convert", "describe_spaces", "export", "load_pt",

@@ -24,7 +24,7 @@ from latency_predictors.units import parse_latency_ms
 from search_spaces import get_space
 from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
-from search_spaces.loader import load_space_module
+from search_spaces.registry import load_space_module
 
 from .fields import NonNegativeInt, PositiveInt
 from .io import atomic_write_json, read_json

@@ -121,7 +121,6 @@ def search_config(args):
 def run(args) -> int:
     from nas.search import resume, search
     from search_spaces.errors import UserError
-    from search_spaces.loader import load_space_module
 
     if args.space_module and args.space is not None:
         raise UserError("give either --space NAME or --space-module PATH.py:CLASS, not both")
