@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("search_spaces", "latency_predictors", "nas", "experiments")
 
 
-def _files() -> dict[str, Path]:
+def _files(root: Path = REPO) -> dict[str, Path]:
     """module name -> file, for every .py file of the project packages."""
     out = {}
     for pkg in PACKAGES:
-        for path in sorted((REPO / pkg).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+        for path in sorted((root / pkg).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             out[".".join(parts)] = path
@@ -177,20 +177,20 @@ def _defined_private(tree: ast.AST) -> set[str]:
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
 
 
-def private_reads() -> list[str]:
+def private_reads(root: Path = REPO) -> list[str]:
     """Reads of another package's private names.
 
     ``from other_package.x import _name``, ``other_module._name``, and ``obj._name`` where only
     another package defines ``_name`` (a space's ``_search_table`` read by a strategy).
     """
-    files = _files()
+    files = _files(root)
     trees = {name: ast.parse(path.read_text(), str(path)) for name, path in files.items()}
     defined: dict[str, set[str]] = {}
     for name, tree in trees.items():
         defined.setdefault(_package(name), set()).update(_defined_private(tree))
     found = []
     for name, path in files.items():
-        here, tree, where = _package(name), trees[name], path.relative_to(REPO)
+        here, tree, where = _package(name), trees[name], path.relative_to(root)
         others = set().union(*(d for p, d in defined.items() if p != here)) - defined.get(here, set())
         aliases = {}  # local name -> project module it stands for
         for mod, names, line in _imports(name, files):
@@ -210,6 +210,20 @@ def private_reads() -> list[str]:
     return found
 
 
+def test_the_checker_finds_private_reads(tmp_path):
+    (tmp_path / "search_spaces").mkdir()
+    (tmp_path / "nas").mkdir()
+    (tmp_path / "search_spaces" / "a.py").write_text(
+        "_SECRET = 1\n\nclass Space:\n    def __init__(self):\n        self._table = 2\n"
+        "    def size(self):\n        return self._table + _SECRET\n")
+    (tmp_path / "nas" / "b.py").write_text(
+        "from search_spaces.a import _SECRET, Space\nimport search_spaces.a as sa\n\n"
+        "def f(sp):\n    return sp._table + sa._SECRET + _own(sp)\n\ndef _own(sp):\n    return sp.size()\n")
+    found = private_reads(tmp_path)
+    assert found == ["nas/b.py:1: from search_spaces.a import _SECRET", "nas/b.py:5: sp._table",
+                     "nas/b.py:5: sa._SECRET"], found  # search_spaces' own reads and nas's _own are fine
+
+
 def test_no_module_reads_another_packages_private_names():
     found = private_reads()
     assert not found, "private names read across packages:\n" + "\n".join(found)
@@ -222,3 +236,12 @@ def test_experiments_do_not_edit_sys_path():
             if isinstance(node, ast.Attribute) and ast.unparse(node) == "sys.path":
                 found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not found, "sys.path edited (run experiments as modules: python -m experiments.NAME):\n" + "\n".join(found)
+
+
+def test_packages_import_only_the_layers_below():
+    """search_spaces < latency_predictors < nas < experiments (docs/architecture.md)."""
+    rank = {pkg: i for i, pkg in enumerate(PACKAGES)}
+    graph = import_graph()
+    upward = [f"{a} -> {b}" for a, bs in sorted(graph.items()) for b in sorted(bs)
+              if rank[_package(a)] < rank[_package(b)]]
+    assert not upward, "imports of a higher layer:\n" + "\n".join(upward)
