@@ -120,6 +120,7 @@ def search_config(args):
 
 def run(args) -> int:
     from nas.search import resume, search
+    from nas.search_config import SearchConfig
     from search_spaces.errors import UserError
 
     if args.space_module and args.space is not None:
@@ -133,6 +134,7 @@ def run(args) -> int:
             raise UserError(f"--resume RUN_DIR takes the search settings from {str(run_dir / 'config.json')!r}; "
                             f"drop {flags} (start a new search with another --out to change them)")
         result = resume(run_dir, space_module=args.space_module, **run_args)
+        config = SearchConfig.read(run_dir)
     else:
         config = search_config(args)
         space = config.load_space()  # a --space-module file is checked here, before any folder is made
@@ -144,10 +146,8 @@ def run(args) -> int:
     exported = None
     if args.export and result.best is not None:
         from nas.export import export
-        from search_spaces import get_space
 
-        space = get_space(result.space)  # a --space-module space is registered by now
-        exported = export(space, result.best.arch, run_dir / f"best.{args.export}")["path"]
+        exported = export(config.load_space(), result.best.arch, run_dir / f"best.{args.export}")["path"]
     if args.json:
         print_json(result.model_dump())
         return 0
