@@ -22,6 +22,7 @@ from typing import Callable
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.layers import make_divisible, se_channels
+from search_spaces.mobile_blocks import middle_channels, squeeze_channels
 
 BYTES_PER_VALUE = 4  # fp32 tensors
 
@@ -158,14 +159,10 @@ def _hw_c(shape: tuple[int, ...]) -> tuple[int, int, int]:
 def _expanded_conv(key: BlockKey) -> list[Op]:
     h, w, cin = _hw_c(key.input)
     _, _, cout = _hw_c(key.output)
-    mid = key.param("expand")
-    if not {"se", "hs"} & {k for k, _ in key.params}:
-        mid = int(round(cin * mid))  # ProxylessNAS's keys: expand is the ratio, no se / hs
+    mid = middle_channels(key)  # ProxylessNAS's keys give a ratio (no se / hs), the others the width
     hs = _param(key, "hs", 0)
     act = "h_swish" if hs else "relu"
-    se = _param(key, "se", 0)
-    # se:1 is Once-for-All's flag (squeeze = mid/4 rounded to 8); a larger value is the width.
-    squeeze = 0 if not se else (se_channels(mid) if se == 1 else se)
+    squeeze = squeeze_channels(key, mid)  # se:1 is Once-for-All's flag, a larger value the width
     return inverted_residual(h, w, cin, cout, mid, key.param("kernel"), key.param("stride"), act,
                              squeeze, "hard_sigmoid" if hs else "sigmoid",
                              bool(_param(key, "idskip", 0)), _param(key, "groups", 1))
@@ -189,7 +186,7 @@ def _regular_conv(key: BlockKey) -> list[Op]:
     h, w, cin = _hw_c(key.input)
     ho, wo, cout = _hw_c(key.output)
     ops = conv(h, w, cin, ho, wo, cout, key.param("kernel"), 1, "relu")
-    squeeze = _param(key, "se", 0)
+    squeeze = squeeze_channels(key, cout)
     if squeeze:
         ops += squeeze_excite(ho, wo, cout, squeeze, "sigmoid")
     if _param(key, "idskip", 0):

@@ -37,7 +37,7 @@ from .base import Arch
 from .blocks import BlockKey
 from .chain import ChainNet
 from .errors import UserError
-from .layers import ConvBNAct
+from .layers import ConvBNAct, se_channels
 
 def down(size: int, stride: int) -> int:
     """Output size of a 'same'-padded conv (padding k // 2)."""
@@ -54,6 +54,17 @@ def middle_channels(key: BlockKey) -> int:
     """The expanded width of an ``expanded_conv`` key in either dialect."""
     e = key.param("expand")
     return int(round(key.input[2] * e)) if is_ratio_key(key) else int(e)
+
+
+def squeeze_channels(key: BlockKey, channels: int) -> int:
+    """The SE squeeze width of a block on ``channels`` channels (0: no SE), one reading for every reader.
+
+    ``se:1`` is Once-for-All's flag (squeeze = channels/4 rounded to 8, ``layers.se_channels``);
+    a larger value is the width itself (MnasNet's keys). The analytic costs, ``build_block`` and
+    the latency cost model (``latency_predictors.operators``) all read ``se`` through here.
+    """
+    se = int(dict(key.params).get("se", 0))
+    return se_channels(channels) if se == 1 else se
 
 
 def mbconv_key(size: int, cin: int, cout: int, mid: int, kernel: int, stride: int, residual: bool,
@@ -215,7 +226,8 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
         return ho * wo * k * k * cin * cout, k * k * cin * cout + 2 * cout
     if key.op == "expanded_conv":
         ho, wo, cout = key.output
-        mid, k, g, sq = middle_channels(key), key.param("kernel"), _p(key, "groups", 1), _p(key, "se")
+        mid, k, g = middle_channels(key), key.param("kernel"), _p(key, "groups", 1)
+        sq = squeeze_channels(key, mid)
         macs = params = 0
         if mid != cin or g > 1:
             macs += h * w * cin * mid // g
@@ -230,7 +242,7 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
         return macs, params
     if key.op == "regular_conv":
         ho, wo, cout = key.output
-        k, sq = key.param("kernel"), _p(key, "se")
+        k, sq = key.param("kernel"), squeeze_channels(key, cout)
         macs, params = ho * wo * k * k * cin * cout, k * k * cin * cout + 2 * cout
         if sq:
             macs += 2 * cout * sq
@@ -257,10 +269,12 @@ def build_block(key: BlockKey, act: str = "relu", dropout: float = 0.0) -> tuple
         return ConvBNAct(cin, key.output[2], k, stride, act=act), shape
     if key.op == "expanded_conv":
         return InvertedBottleneck(cin, key.output[2], middle_channels(key), key.param("kernel"),
-                                  key.param("stride"), _p(key, "se"), bool(_p(key, "idskip")),
+                                  key.param("stride"), squeeze_channels(key, middle_channels(key)),
+                                  bool(_p(key, "idskip")),
                                   _p(key, "groups", 1), act), shape
     if key.op == "regular_conv":
-        return RegularConv(cin, key.output[2], key.param("kernel"), key.param("stride"), _p(key, "se"),
+        return RegularConv(cin, key.output[2], key.param("kernel"), key.param("stride"),
+                           squeeze_channels(key, key.output[2]),
                            bool(_p(key, "idskip")), act), shape
     if key.op == "AvgPool2D":
         return GlobalPool(), shape

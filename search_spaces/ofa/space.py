@@ -22,8 +22,8 @@ from torch import nn
 from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
-from ..layers import ConvBNAct, MBConv, make_divisible, se_channels
-from ..mobile_blocks import Classifier, GlobalPool, down
+from ..layers import ConvBNAct, MBConv, make_divisible
+from ..mobile_blocks import Classifier, GlobalPool, down, squeeze_channels
 from ..registry import register_space
 from .layout import (BASE_WIDTHS, BLOCKS_PER_RESOLUTION, DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_CLASSES,  # noqa: F401
                      N_SLOTS, N_STAGES, RESOLUTIONS, SEARCH_RESOLUTIONS, STAGE_ACTS, STAGE_SE, STAGE_STRIDES,
@@ -296,8 +296,8 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
             params += cin * mid + 2 * mid
         macs += ho * wo * mid * k * k
         params += mid * k * k + 2 * mid
-        if key.param("se"):
-            sq = se_channels(mid)
+        sq = squeeze_channels(key, mid)  # the one reading of ``se`` (mobile_blocks)
+        if sq:
             macs += 2 * mid * sq
             params += 2 * mid * sq + sq + mid
         macs += ho * wo * mid * cout
