@@ -22,7 +22,7 @@ from typing import Callable
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.layers import make_divisible, se_channels
-from search_spaces.mobile_blocks import middle_channels, squeeze_channels
+from search_spaces.mobile_blocks import parse
 
 BYTES_PER_VALUE = 4  # fp32 tensors
 
@@ -157,40 +157,32 @@ def _hw_c(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 @register_op("expanded_conv")
 def _expanded_conv(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    _, _, cout = _hw_c(key.output)
-    mid = middle_channels(key)  # ProxylessNAS's keys give a ratio (no se / hs), the others the width
+    b = parse(key)  # the middle width and SE squeeze read once, for the costs and build_block too
     hs = _param(key, "hs", 0)
     act = "h_swish" if hs else "relu"
-    squeeze = squeeze_channels(key, mid)  # se:1 is Once-for-All's flag, a larger value the width
-    return inverted_residual(h, w, cin, cout, mid, key.param("kernel"), key.param("stride"), act,
-                             squeeze, "hard_sigmoid" if hs else "sigmoid",
-                             bool(_param(key, "idskip", 0)), _param(key, "groups", 1))
+    return inverted_residual(b.h, b.w, b.cin, b.cout, b.mid, b.kernel, b.stride, act, b.squeeze,
+                             "hard_sigmoid" if hs else "sigmoid", b.residual, b.groups)
 
 
 @register_op("Conv", "Conv_1")
 def _plain_conv(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    ho, wo, cout = _hw_c(key.output)
-    kernel = _param(key, "kernel", 3 if key.op == "Conv" else 1)
+    b = parse(key)
     act = "h_swish" if _param(key, "hs", 1) else "relu"
-    ops = conv(h, w, cin, ho, wo, cout, kernel, 1, act)
-    if _param(key, "idskip", 0):
-        ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
+    ops = conv(b.h, b.w, b.cin, b.ho, b.wo, b.cout, b.kernel, 1, act)
+    if b.residual:
+        ops.append(elementwise(b.ho * b.wo * b.cout, 2 * b.ho * b.wo * b.cout))
     return ops
 
 
 @register_op("regular_conv")
 def _regular_conv(key: BlockKey) -> list[Op]:
     """MnasNet's regular conv op: kxk conv (ReLU) [-> SE on its output] [+ identity]."""
-    h, w, cin = _hw_c(key.input)
-    ho, wo, cout = _hw_c(key.output)
-    ops = conv(h, w, cin, ho, wo, cout, key.param("kernel"), 1, "relu")
-    squeeze = squeeze_channels(key, cout)
-    if squeeze:
-        ops += squeeze_excite(ho, wo, cout, squeeze, "sigmoid")
-    if _param(key, "idskip", 0):
-        ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
+    b = parse(key)
+    ops = conv(b.h, b.w, b.cin, b.ho, b.wo, b.cout, b.kernel, 1, "relu")
+    if b.squeeze:
+        ops += squeeze_excite(b.ho, b.wo, b.cout, b.squeeze, "sigmoid")
+    if b.residual:
+        ops.append(elementwise(b.ho * b.wo * b.cout, 2 * b.ho * b.wo * b.cout))
     return ops
 
 
