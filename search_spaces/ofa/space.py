@@ -23,7 +23,8 @@ from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
 from ..layers import ConvBNAct, MBConv, make_divisible
-from ..mobile_blocks import Classifier, GlobalPool, down, squeeze_channels
+from ..mobile_blocks import Classifier, GlobalPool, down
+from ..mobile_blocks import block_macs_params as mobile_block_macs_params
 from ..registry import register_space
 from .layout import (BASE_WIDTHS, BLOCKS_PER_RESOLUTION, DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_CLASSES,  # noqa: F401
                      N_SLOTS, N_STAGES, RESOLUTIONS, SEARCH_RESOLUTIONS, STAGE_ACTS, STAGE_SE, STAGE_STRIDES,
@@ -287,22 +288,8 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
     if key.op == "Conv":
         ho, wo, c = out
         return ho * wo * 9 * cin * c, 9 * cin * c + 2 * c
-    if key.op == "expanded_conv":
-        ho, wo, cout = out
-        mid, k = key.param("expand"), key.param("kernel")
-        macs, params = 0, 0
-        if mid != cin:  # expand ratio 1 (the first block) has no 1x1 expansion
-            macs += h * w * cin * mid
-            params += cin * mid + 2 * mid
-        macs += ho * wo * mid * k * k
-        params += mid * k * k + 2 * mid
-        sq = squeeze_channels(key, mid)  # the one reading of ``se`` (mobile_blocks)
-        if sq:
-            macs += 2 * mid * sq
-            params += 2 * mid * sq + sq + mid
-        macs += ho * wo * mid * cout
-        params += mid * cout + 2 * cout
-        return macs, params
+    if key.op == "expanded_conv":  # the mobile blocks' reading (middle width, the se flag)
+        return mobile_block_macs_params(key)
     if key.op == "Conv_1":
         ho, wo, c = out
         return ho * wo * cin * c, cin * c + 2 * c
