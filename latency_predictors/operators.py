@@ -22,7 +22,7 @@ from typing import Callable
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.layers import make_divisible, se_channels
-from search_spaces.mobile_blocks import parse
+from search_spaces.mobile_blocks import hwc, parse
 
 BYTES_PER_VALUE = 4  # fp32 tensors
 
@@ -147,14 +147,6 @@ def _param(key: BlockKey, name: str, default: int) -> int:
     return dict(key.params).get(name, default)
 
 
-def _hw_c(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    if len(shape) == 3:
-        return shape  # type: ignore[return-value]
-    if len(shape) == 1:
-        return 1, 1, shape[0]
-    raise ValueError(f"shape {'x'.join(map(str, shape))} is neither HxWxC nor C")
-
-
 @register_op("expanded_conv")
 def _expanded_conv(key: BlockKey) -> list[Op]:
     b = parse(key)  # the middle width and SE squeeze read once, for the costs and build_block too
@@ -188,13 +180,13 @@ def _regular_conv(key: BlockKey) -> list[Op]:
 
 @register_op("AvgPool2D")
 def _avg_pool(key: BlockKey) -> list[Op]:
-    return global_pool(*_hw_c(key.input))
+    return global_pool(*hwc(key.input))
 
 
 @register_op("Conv_2")
 def _feature_mix(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    _, _, cout = _hw_c(key.output)
+    h, w, cin = hwc(key.input)
+    _, _, cout = hwc(key.output)
     act = "h_swish" if _param(key, "hs", 1) else "relu"
     pool = global_pool(h, w, cin) if h * w > 1 else []
     return pool + fully_connected(cin, cout, act)
@@ -202,7 +194,7 @@ def _feature_mix(key: BlockKey) -> list[Op]:
 
 @register_op("Logits")
 def _logits(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
+    h, w, cin = hwc(key.input)
     pool = global_pool(h, w, cin) if h * w > 1 else []  # ProxylessNAS' Logits include the pool
     return pool + fully_connected(cin, key.output[-1])
 

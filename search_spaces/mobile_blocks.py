@@ -84,7 +84,8 @@ class BlockSpec:
 _DEFAULT_KERNEL = {"Conv": 3, "Conv_1": 1}
 
 
-def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(H, W, C) of a key shape; a bare channel count C is 1x1xC."""
     if len(shape) == 3:
         return shape  # type: ignore[return-value]
     if len(shape) == 1:
@@ -95,8 +96,8 @@ def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
 @lru_cache(maxsize=None)
 def parse(key: BlockKey) -> BlockSpec:
     """The settings of one key, for every reader (costs, ``build_block``, the latency cost model)."""
-    h, w, cin = _hwc(key.input)
-    ho, wo, cout = _hwc(key.output)
+    h, w, cin = hwc(key.input)
+    ho, wo, cout = hwc(key.output)
     p = dict(key.params)
     mid = middle_channels(key) if key.op == "expanded_conv" else cout
     kernel = int(p.get("kernel", _DEFAULT_KERNEL.get(key.op, 1)))
