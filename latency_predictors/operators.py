@@ -22,7 +22,7 @@ from typing import Callable
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.layers import make_divisible, se_channels
-from search_spaces.mobile_blocks import hwc, parse
+from search_spaces.mobile_blocks import down, hwc, parse
 
 BYTES_PER_VALUE = 4  # fp32 tensors
 
@@ -40,10 +40,6 @@ class Op:
     macs: float = 0.0
     act_bytes: float = 0.0  # input and output activations read and written
     weight_bytes: float = 0.0
-
-
-def _down(size: int, stride: int) -> int:
-    return (size - 1) // stride + 1
 
 
 def elementwise(n_out: int, n_in_values: int) -> Op:
@@ -94,7 +90,7 @@ def inverted_residual(h: int, w: int, cin: int, cout: int, mid: int, kernel: int
                       act: str, se_squeeze: int = 0, se_gate: str = "hard_sigmoid",
                       residual: bool = False, groups: int = 1) -> list[Op]:
     """MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 linear projection [+ residual add]."""
-    ho, wo = _down(h, stride), _down(w, stride)
+    ho, wo = down(h, stride), down(w, stride)
     ops: list[Op] = []
     if mid != cin or groups > 1:  # FBNet's e1_g2 blocks keep their grouped 1x1 expansion
         ops += conv(h, w, cin, h, w, mid, 1, groups, act)
@@ -246,7 +242,7 @@ def network_blocks(config: dict, resolution: int, name: str = "network") -> list
     if not config.get("blocks") or not config.get("stem"):
         raise UserError(f"{name}: its config has no block list")
     stem = config["stem"]
-    size = _down(resolution, stem.get("stride", 2))
+    size = down(resolution, stem.get("stride", 2))
     cin = stem["out"]
     keys = [BlockKey("Conv", (resolution, resolution, 3), (size, size, cin),
                      (("kernel", stem.get("kernel", 3)), ("hs", int(_act_is_hswish(stem.get("act"))))))]
@@ -256,7 +252,7 @@ def network_blocks(config: dict, resolution: int, name: str = "network") -> list
         for r in range(int(b.get("repeat", 1))):
             stride = int(b.get("stride", 1)) if r == 0 else 1
             cout = int(b["out"])
-            so = _down(size, stride)
+            so = down(size, stride)
             hs = int(_act_is_hswish(b.get("act")))
             if btype == "skip":
                 continue
