@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from latency_predictors.cost_model_eval import evaluate  # noqa: E402
-from latency_predictors.measurements import load_block_table, load_whole_networks  # noqa: E402
+from latency_predictors.cost_model_eval import evaluate
+from latency_predictors.measurements import load_block_table, load_whole_networks
 
 
 def main(argv=None) -> int:

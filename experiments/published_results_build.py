@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 DATA_FILE = REPO / "nas" / "accuracy" / "published_results.yaml"
 OFA_CITATION = ("Cai et al., Once-for-All, ICLR 2020, arXiv 1908.09791; released specialised net "

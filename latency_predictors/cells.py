@@ -132,10 +132,9 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
     table are written atomically; a unit's rounds already in the progress file are never measured
     again. Units are measured on this host, which the table's provenance names.
     """
-    from .measure import profile_settings
     from .profiler import load_progress, progress_path, save_progress
     from .registry import save_profile
-    from .runtime import make_backend
+    from .runtime import make_backend, profile_settings
 
     from .hostcheck import this_host
 
@@ -207,14 +206,14 @@ def can_measure_here(profile: DeviceProfile) -> bool:
     return profile.source.kind == "measured" and profile.runtime.engine == "onnxruntime"
 
 
-def cell_latency(profile: DeviceProfile, space) -> "CellLatency | None":
+def cell_latency(profile: DeviceProfile, space, additive=None) -> "CellLatency | None":
     """Whole-cell pricing of ``space`` on ``profile``, or None where the profile prices per op only.
 
     A profile with a ``<space>.cells`` table, or one measured here (units measured on demand), prices
     whole cells; a modelled profile (``pixel1``) prices the space's per-op blocks by its cost model.
     """
     if cells_table(space.name) in profile.tables or can_measure_here(profile):
-        return CellLatency(profile, space)
+        return CellLatency(profile, space, additive=additive)
     return None
 
 
@@ -223,8 +222,11 @@ class CellLatency:
 
     def __init__(self, profile: DeviceProfile, space, on_demand: bool = True,
                  max_new_per_call: int | None = MAX_NEW_PER_CALL, budget_s: float | None = BUDGET_S,
-                 plan: RoundPlan = CELL_PLAN, out_dir=None, progress: bool = True):
+                 plan: RoundPlan = CELL_PLAN, out_dir=None, progress: bool = True, additive=None):
         self.profile, self.space = profile, space
+        # (profile) -> the per-op predictor of the space (LatencyPredictor(pricing="blocks"), which builds
+        # this object: handed in so that the two files do not import each other)
+        self.make_additive = additive
         self.table_name = cells_table(space.name)
         self.on_demand = on_demand and can_measure_here(profile)
         self.max_new_per_call, self.budget_s = max_new_per_call, budget_s
@@ -256,21 +258,20 @@ class CellLatency:
         (every per-op block searched archs can contain, into the profile's ``<space>`` table).
         """
         if self._additive is None:
-            from .predictor import LatencyPredictor
-
             try:
-                self._additive = LatencyPredictor(self.profile, self.space, pricing="blocks", check_host=False)
+                if self.make_additive is None:
+                    raise UserError("no per-op predictor was handed in")
+                self._additive = self.make_additive(self.profile)
             except UserError:
                 self._additive = False
-                if can_measure_here(self.profile):
+                if can_measure_here(self.profile) and self.make_additive is not None:
                     keys = self.space.block_keys()
                     ids = self.space.searched_block_ids()
                     t0 = time.perf_counter()
                     measure_units(self.space, [keys[i] for i in ids], self.profile, self.space.name, self.out_dir,
                                   self.plan, self.progress)
                     self.measured_s_ += time.perf_counter() - t0
-                    self._additive = LatencyPredictor(_latest(self.profile, _store_dir(self.profile, self.out_dir)),
-                                                      self.space, pricing="blocks", check_host=False)
+                    self._additive = self.make_additive(_latest(self.profile, _store_dir(self.profile, self.out_dir)))
         return self._additive or None
 
     # ---- units --------------------------------------------------------------------------------

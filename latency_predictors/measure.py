@@ -15,24 +15,16 @@ import numpy as np
 
 from search_spaces.base import Arch
 from search_spaces.errors import UserError
+from search_spaces.fileio import check_writable_dir  # noqa: F401  (public here too)
 from search_spaces.registry import get_space
 
 from .profile import DeviceProfile
 from .registry import get_profile
-from .runtime import RuntimeSettings, make_backend, settings_of_runtime
+from .runtime import RuntimeSettings, make_backend, profile_settings  # noqa: F401  (profile_settings: public here too)
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct
 
 DEFAULT_NET_PLAN = RoundPlan(rounds=5, reps=10, warmup=2)
 NET_CHUNK = 50  # sessions kept at once (~40 MB each): rounds then span more of the run
-
-
-def profile_settings(profile: DeviceProfile) -> RuntimeSettings:
-    """The runtime settings a measured profile was taken with (what ground truth must match)."""
-    if profile.runtime.engine not in ("onnxruntime", "torch"):
-        raise UserError(f"device {profile.name!r} was not measured with ONNX Runtime or torch here "
-                        f"(runtime engine {profile.runtime.engine!r}); whole networks can only be measured "
-                        f"for profiles made with nas profile")
-    return settings_of_runtime(profile.runtime)
 
 
 def measure_networks(space, archs: np.ndarray | Sequence[Arch], settings: RuntimeSettings,
@@ -124,30 +116,6 @@ def store_dir(name: str, out_dir=None):
         return reg.path.parent if reg.origin == "user" else user_dir()
     except UserError:
         return user_dir()
-
-
-def check_writable_dir(directory) -> None:
-    """UserError now, not after minutes of measuring, when ``directory`` cannot take a new file.
-
-    The folder need not exist yet (its nearest existing parent must then be a writable folder);
-    a probe file is created and removed, which also catches read-only filesystems (and root,
-    for whom permission bits say nothing).
-    """
-    import tempfile
-    from pathlib import Path
-
-    d = Path(directory)
-    probe_in = d
-    while not probe_in.exists() and probe_in != probe_in.parent:
-        probe_in = probe_in.parent
-    if not probe_in.is_dir():
-        raise UserError(f"--out {str(d)!r}: {str(probe_in)!r} is a file, not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".hwnas-probe-"):
-            pass
-    except OSError as e:
-        raise UserError(f"--out {str(d)!r}: cannot write there ({e.strerror or type(e).__name__}); "
-                        f"choose a writable folder") from None
 
 
 def store_profile(profile: DeviceProfile, out_dir=None):

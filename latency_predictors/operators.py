@@ -22,6 +22,7 @@ from typing import Callable
 from search_spaces.blocks import BlockKey
 from search_spaces.errors import UserError
 from search_spaces.layers import make_divisible, se_channels
+from search_spaces.mobile_blocks import down, hwc, parse
 
 BYTES_PER_VALUE = 4  # fp32 tensors
 
@@ -39,10 +40,6 @@ class Op:
     macs: float = 0.0
     act_bytes: float = 0.0  # input and output activations read and written
     weight_bytes: float = 0.0
-
-
-def _down(size: int, stride: int) -> int:
-    return (size - 1) // stride + 1
 
 
 def elementwise(n_out: int, n_in_values: int) -> Op:
@@ -93,7 +90,7 @@ def inverted_residual(h: int, w: int, cin: int, cout: int, mid: int, kernel: int
                       act: str, se_squeeze: int = 0, se_gate: str = "hard_sigmoid",
                       residual: bool = False, groups: int = 1) -> list[Op]:
     """MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 linear projection [+ residual add]."""
-    ho, wo = _down(h, stride), _down(w, stride)
+    ho, wo = down(h, stride), down(w, stride)
     ops: list[Op] = []
     if mid != cin or groups > 1:  # FBNet's e1_g2 blocks keep their grouped 1x1 expansion
         ops += conv(h, w, cin, h, w, mid, 1, groups, act)
@@ -146,66 +143,46 @@ def _param(key: BlockKey, name: str, default: int) -> int:
     return dict(key.params).get(name, default)
 
 
-def _hw_c(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    if len(shape) == 3:
-        return shape  # type: ignore[return-value]
-    if len(shape) == 1:
-        return 1, 1, shape[0]
-    raise ValueError(f"shape {'x'.join(map(str, shape))} is neither HxWxC nor C")
-
-
 @register_op("expanded_conv")
 def _expanded_conv(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    _, _, cout = _hw_c(key.output)
-    mid = key.param("expand")
-    if not {"se", "hs"} & {k for k, _ in key.params}:
-        mid = int(round(cin * mid))  # ProxylessNAS's keys: expand is the ratio, no se / hs
+    b = parse(key)  # the middle width and SE squeeze read once, for the costs and build_block too
     hs = _param(key, "hs", 0)
     act = "h_swish" if hs else "relu"
-    se = _param(key, "se", 0)
-    # se:1 is Once-for-All's flag (squeeze = mid/4 rounded to 8); a larger value is the width.
-    squeeze = 0 if not se else (se_channels(mid) if se == 1 else se)
-    return inverted_residual(h, w, cin, cout, mid, key.param("kernel"), key.param("stride"), act,
-                             squeeze, "hard_sigmoid" if hs else "sigmoid",
-                             bool(_param(key, "idskip", 0)), _param(key, "groups", 1))
+    return inverted_residual(b.h, b.w, b.cin, b.cout, b.mid, b.kernel, b.stride, act, b.squeeze,
+                             "hard_sigmoid" if hs else "sigmoid", b.residual, b.groups)
 
 
 @register_op("Conv", "Conv_1")
 def _plain_conv(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    ho, wo, cout = _hw_c(key.output)
-    kernel = _param(key, "kernel", 3 if key.op == "Conv" else 1)
+    b = parse(key)
     act = "h_swish" if _param(key, "hs", 1) else "relu"
-    ops = conv(h, w, cin, ho, wo, cout, kernel, 1, act)
-    if _param(key, "idskip", 0):
-        ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
+    ops = conv(b.h, b.w, b.cin, b.ho, b.wo, b.cout, b.kernel, 1, act)
+    if b.residual:
+        ops.append(elementwise(b.ho * b.wo * b.cout, 2 * b.ho * b.wo * b.cout))
     return ops
 
 
 @register_op("regular_conv")
 def _regular_conv(key: BlockKey) -> list[Op]:
     """MnasNet's regular conv op: kxk conv (ReLU) [-> SE on its output] [+ identity]."""
-    h, w, cin = _hw_c(key.input)
-    ho, wo, cout = _hw_c(key.output)
-    ops = conv(h, w, cin, ho, wo, cout, key.param("kernel"), 1, "relu")
-    squeeze = _param(key, "se", 0)
-    if squeeze:
-        ops += squeeze_excite(ho, wo, cout, squeeze, "sigmoid")
-    if _param(key, "idskip", 0):
-        ops.append(elementwise(ho * wo * cout, 2 * ho * wo * cout))
+    b = parse(key)
+    ops = conv(b.h, b.w, b.cin, b.ho, b.wo, b.cout, b.kernel, 1, "relu")
+    if b.squeeze:
+        ops += squeeze_excite(b.ho, b.wo, b.cout, b.squeeze, "sigmoid")
+    if b.residual:
+        ops.append(elementwise(b.ho * b.wo * b.cout, 2 * b.ho * b.wo * b.cout))
     return ops
 
 
 @register_op("AvgPool2D")
 def _avg_pool(key: BlockKey) -> list[Op]:
-    return global_pool(*_hw_c(key.input))
+    return global_pool(*hwc(key.input))
 
 
 @register_op("Conv_2")
 def _feature_mix(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
-    _, _, cout = _hw_c(key.output)
+    h, w, cin = hwc(key.input)
+    _, _, cout = hwc(key.output)
     act = "h_swish" if _param(key, "hs", 1) else "relu"
     pool = global_pool(h, w, cin) if h * w > 1 else []
     return pool + fully_connected(cin, cout, act)
@@ -213,7 +190,7 @@ def _feature_mix(key: BlockKey) -> list[Op]:
 
 @register_op("Logits")
 def _logits(key: BlockKey) -> list[Op]:
-    h, w, cin = _hw_c(key.input)
+    h, w, cin = hwc(key.input)
     pool = global_pool(h, w, cin) if h * w > 1 else []  # ProxylessNAS' Logits include the pool
     return pool + fully_connected(cin, key.output[-1])
 
@@ -265,7 +242,7 @@ def network_blocks(config: dict, resolution: int, name: str = "network") -> list
     if not config.get("blocks") or not config.get("stem"):
         raise UserError(f"{name}: its config has no block list")
     stem = config["stem"]
-    size = _down(resolution, stem.get("stride", 2))
+    size = down(resolution, stem.get("stride", 2))
     cin = stem["out"]
     keys = [BlockKey("Conv", (resolution, resolution, 3), (size, size, cin),
                      (("kernel", stem.get("kernel", 3)), ("hs", int(_act_is_hswish(stem.get("act"))))))]
@@ -275,7 +252,7 @@ def network_blocks(config: dict, resolution: int, name: str = "network") -> list
         for r in range(int(b.get("repeat", 1))):
             stride = int(b.get("stride", 1)) if r == 0 else 1
             cout = int(b["out"])
-            so = _down(size, stride)
+            so = down(size, stride)
             hs = int(_act_is_hswish(b.get("act")))
             if btype == "skip":
                 continue
@@ -331,5 +308,3 @@ def network_macs(keys: list[BlockKey]) -> float:
     """Multiply-accumulates of a block list (convs and FCs), for sanity checks."""
     return sum(op.macs for k in keys for op in block_ops(k))
 
-
-from . import cell_ops  # noqa: E402,F401  (registers the nasnet space's per-op blocks)

@@ -95,7 +95,9 @@ class LatencyPredictor:
         if pricing == "auto" and isinstance(self.space, CellPriced):
             from .cells import cell_latency
 
-            self.cells_ = cell_latency(self.profile, self.space)
+            self.cells_ = cell_latency(self.profile, self.space,
+                                       additive=lambda profile: LatencyPredictor(profile, self.space, pricing="blocks",
+                                                                                 check_host=False))
             if self.cells_ is not None:
                 self.source, self.provenance = self.cells_.source, self.cells_.provenance
                 self.scale_, self.offset_ms_ = self.cells_.scale_, self.cells_.offset_ms_

@@ -24,12 +24,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from search_spaces.errors import UserError
-from search_spaces.fileio import atomic_write_bytes
+from search_spaces.fileio import atomic_write_bytes, check_writable_dir
 from search_spaces.registry import get_space
 
 from .hostcheck import host_differences, this_host
 from .profile import DeviceProfile, Hardware, Runtime, Source, SpaceTable, now_iso
-from .measure import check_writable_dir
 from .registry import check_names_free, load_profile, save_profile, user_dir
 from .runtime import RuntimeSettings, make_backend
 from .timing import Progress, RoundPlan, kept_ms, repeat_pct, run_rounds, spread_pct

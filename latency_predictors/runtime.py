@@ -281,3 +281,12 @@ def settings_of_runtime(runtime) -> RuntimeSettings:
                         f"which hwnas cannot run; accepted: cpu, cuda")
     return RuntimeSettings(provider=provider, threads=runtime.threads or 1, batch=runtime.batch,
                            precision=runtime.precision or "fp32")
+
+
+def profile_settings(profile) -> RuntimeSettings:
+    """The runtime settings a measured profile was taken with (what ground truth must match)."""
+    if profile.runtime.engine not in ("onnxruntime", "torch"):
+        raise UserError(f"device {profile.name!r} was not measured with ONNX Runtime or torch here "
+                        f"(runtime engine {profile.runtime.engine!r}); whole networks can only be measured "
+                        f"for profiles made with nas profile")
+    return settings_of_runtime(profile.runtime)

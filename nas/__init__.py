@@ -15,15 +15,16 @@ from .latency import (describe_devices, device_dirs, import_table, latency_predi
                       predict_latency_ms)
 from .accuracy import get_estimator, list_estimators
 from .results import SearchResult
-from .search import load_result, search
+from .search import load_result, resume, search
+from .search_config import SearchConfig
 from .strategies import get_strategy, list_strategies, register_strategy
 from .checkpoints import load_supernet, save_supernet
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 __all__ = ["Arch", "BlockKey", "Dim", "InvalidArchError", "SearchSpace", "UserError", "get_space",
            "list_spaces", "register_space", "convert", "describe_spaces", "export", "load_pt",
            "describe_devices", "device_dirs", "import_table", "latency_predictor", "predict_costs",
            "predict_latency_ms", "DeviceProfile", "LatencyPredictor", "parse_latency_ms", "get_estimator",
-           "list_estimators", "SearchResult", "load_result", "search", "get_strategy", "list_strategies",
+           "list_estimators", "SearchResult", "load_result", "search", "resume", "SearchConfig", "get_strategy", "list_strategies",
            "register_strategy", "load_supernet", "save_supernet"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from search_spaces.errors import UserError
 
 from .io import atomic_write_text
+from .version import __version__
 
 
 class ArchScore(BaseModel):
@@ -90,8 +91,6 @@ class SearchResult(BaseModel):
 def versions() -> dict[str, str]:
     import numpy
     import torch
-
-    from . import __version__
 
     return {"hwnas": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
             "torch": torch.__version__}

@@ -13,8 +13,9 @@ single gate every writer goes through:
 * a path that cannot be used (a file, a read-only filesystem, no permission) is one UserError line
   before any work starts.
 
-``check_resumable`` reads a search run folder's ``config.json`` and ``checkpoint.npz`` and turns a
-damaged or foreign file into one UserError line instead of a traceback mid-run.
+``check_checkpoint`` reads a search run folder's ``checkpoint.npz`` and turns a damaged or foreign
+file into one UserError line instead of a traceback mid-run (``SearchConfig.read`` does the same for
+its ``config.json``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import functools
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Iterator
-
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from typing import Iterator
 
 from search_spaces.errors import UserError
 
@@ -161,71 +160,7 @@ def holds_run_folder(fn):
     return wrapper
 
 
-# ---- what --resume reads ----------------------------------------------------------------------
-class RunConfig(BaseModel):
-    """The settings a search run folder's ``config.json`` must hold to be resumed."""
-
-    model_config = ConfigDict(extra="allow")
-    space: str
-    targets: list[tuple[str, float]]
-    margin: float = 0.0
-    strategy: str
-    strategy_params: dict[str, Any] = {}
-    accuracy: str
-    reward: str
-    w: float
-    budget: int
-    seed: int
-    top_k: int
-    space_module: str | None = None
-
-    @field_validator("targets")
-    @classmethod
-    def _targets(cls, v):
-        if not v:
-            raise ValueError("needs at least one [device, budget_ms] pair")
-        return v
-
-    @field_validator("budget", "top_k")
-    @classmethod
-    def _positive(cls, v):
-        if v < 1:
-            raise ValueError(f"must be a positive integer, got {v}")
-        return v
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, v):
-        if v < 0:
-            raise ValueError(f"must be a non-negative integer, got {v}")
-        return v
-
-
-def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
-    """A search run folder's config.json, validated; a missing key or wrong type is one line."""
-    from .io import read_json
-
-    folder = Path(run_dir)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--resume {str(folder)!r} is a file, not a run folder")
-    if not folder.is_dir():
-        raise UserError(f"--resume {str(folder)!r}: no such folder")
-    path = folder / "config.json"
-    if not path.is_file():
-        raise UserError(f"--resume {str(folder)!r}: no config.json there; is it a search run folder?")
-    data = read_json(path, "run config")
-    if not isinstance(data, dict):
-        raise UserError(f"run config {str(path)!r} must be a JSON object; is it a search run folder?")
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = "missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-        raise UserError(f"run config {str(path)!r}: {loc}: {msg}; the folder was not written by this "
-                        "version of nas search, or was edited") from None
-
-
+# ---- what --resume reads (config.json: nas.search_config.SearchConfig.read) -------------------
 def check_checkpoint(path: Path) -> None:
     """Refuse a damaged checkpoint (truncated, empty, bit-flipped, not an npz) with one line."""
     import numpy as np

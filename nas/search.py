@@ -7,7 +7,6 @@ atomically to ``checkpoint.npz`` in the run folder, and a resumed run continues 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,16 +20,15 @@ from search_spaces.errors import UserError
 
 from .accuracy import describe, get_estimator
 from .accuracy.run_state import KeepsRunState
-from .io import atomic_write_json, read_json
 from .objective import Objective, Target, cost_s
 from .run_folder import holds_run_folder
+from .search_config import DEFAULT_BUDGET, SearchConfig, target_pairs  # noqa: F401  (DEFAULT_BUDGET: public here too)
 from .results import ArchScore, SearchResult, TargetInfo, versions
 from .run import Archive, Progress, SearchGrid, run_search  # noqa: F401  (Archive, Progress: public here too)
 from .run.checkpoint import peek_finished
 from .gradient.contract import TrainingStrategy
 from .strategies import get_strategy
 
-DEFAULT_BUDGET = 20_000
 DEFAULT_STRATEGY = "evolution"            # for free estimators (tables, predictors)
 DEFAULT_STRATEGY_EXPENSIVE = "predictor-evolution"  # for estimators that declare a cost (cost_s > 0)
 
@@ -96,12 +94,6 @@ def make_target(device, space: SearchSpace, budget, margin: float = 0.0, recalib
                   validation, host.as_dict() if host is not None else None)
 
 
-def _as_list(x) -> list:
-    if x is None:
-        return []
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
 # ---- the public entry point ------------------------------------------------------------------
 def _one_dim_variants(grid: SearchGrid, anchor: np.ndarray) -> np.ndarray:
     """The anchor with each dim set in turn to each of its searched values (canonicalised)."""
@@ -147,72 +139,84 @@ def priced_subspace(grid: SearchGrid, objective: Objective, rng: np.random.Gener
     return grid.narrow(keep), lowest, n_priced
 
 
+def check_reachable(sp: SearchSpace, targets: Sequence[Target], lowest) -> None:
+    """One line when a target prices no arch, or its budget is below the lowest latency found."""
+    for t, lo in zip(targets, lowest):
+        if not np.isfinite(lo):
+            raise UserError(f"device {t.device!r} prices none of the sampled {sp.name!r} archs; "
+                            "profile the space on it first")
+        if lo > t.limit_ms:
+            raise UserError(f"latency budget {t.limit_ms:g} ms on {t.device} is below the smallest "
+                            f"{sp.name!r} subnet's predicted latency; the smallest achievable is {lo:.2f} ms")
+
+
 @holds_run_folder  # out=: refuses earlier results, locks the folder while this call writes
-def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accuracy="default",
-           budget: int = DEFAULT_BUDGET, seed: int = 0, reward: str = "hard", w: float = -0.07,
-           latency_margin: float = 0.0, top_k: int = 5, strategy_params: dict | None = None,
+def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=None, budget=None, seed=None,
+           reward=None, w=None, latency_margin=None, top_k=None, strategy_params=None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
            callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True,
            verify: bool = False, recalibrate=None) -> SearchResult:
     """Find the most accurate arch of ``space`` that meets ``latency_ms`` on ``target``.
 
-    ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target`` and
-    ``accuracy`` also accept objects (a SearchSpace, a DeviceProfile or anything with
-    ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``); ``accuracy="default"`` is
-    the model shipped for the space, else the ``published`` prior (``nas.accuracy``). ``budget`` counts
-    distinct accuracy evaluations (a re-proposed arch is free). ``strategy=None`` picks ``evolution``,
-    or ``predictor-evolution`` when the estimator declares a cost per arch (``cost_s``). With ``out``,
-    the run folder gets result.json, a PNG and checkpoints;
-    ``resume=True`` continues a killed run there with the same result as an uninterrupted one.
-    ``verify=True`` measures the top-k whole on targets measured on this host and re-ranks them.
-    ``recalibrate``: "auto" (default; ``$HWNAS_RECALIBRATE`` overrides) calibrates a device measured on
-    another host here first (cached per host), "off" predicts with its table and flags it; each
-    target's ``host`` in the result says which.
+    Either a ``SearchConfig`` (``search(config, out=...)``) or its settings by name; a setting left
+    None takes ``SearchConfig``'s default (ofa, pixel at 80 ms, budget 20000, seed 0, top_k 5, ...).
+    ``target`` and ``latency_ms`` may be lists (several devices at once); ``space``, ``target``,
+    ``accuracy`` and ``strategy`` also accept objects (a SearchSpace, a DeviceProfile or anything with
+    ``predict(X) -> ms``, anything with ``predict(X) -> top-1 fraction``, a Strategy), recorded by name;
+    ``accuracy="default"`` is the model shipped for the space, else the ``published`` prior
+    (``nas.accuracy``). ``budget`` counts distinct accuracy evaluations (a re-proposed arch is free).
+    ``strategy=None`` picks ``evolution``, or ``predictor-evolution`` when the estimator declares a
+    cost per arch (``cost_s``). With ``out``, the run folder gets config.json, result.json, a PNG and
+    checkpoints; ``resume=True`` (or ``nas.resume(out)``) continues a killed run there with the same
+    result as an uninterrupted one. ``verify=True`` measures the top-k whole on targets measured on
+    this host and re-ranks them. ``recalibrate``: "auto" (default; ``$HWNAS_RECALIBRATE`` overrides)
+    calibrates a device measured on another host here first (cached per host), "off" predicts with its
+    table and flags it; each target's ``host`` in the result says which.
     """
     t0 = time.perf_counter()
-    sp = get_space(space)
-    targets, budgets = _as_list(target), _as_list(latency_ms)
-    if len(budgets) == 1 and len(targets) > 1:
-        budgets = budgets * len(targets)
-    if len(targets) != len(budgets) or not targets:
-        raise UserError(f"give one latency budget per target: {len(targets)} targets, {len(budgets)} budgets")
-    if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise UserError(f"budget must be a positive number of evaluated archs, got {budget!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise UserError(f"top-k must be a positive integer, got {top_k!r}")
-    tgts = [make_target(t, sp, b, latency_margin, recalibrate) for t, b in zip(targets, budgets)]
-    if strategy is not None and isinstance(strat := get_strategy(strategy, **(strategy_params or {})), TrainingStrategy):
+    settings = dict(strategy=strategy, accuracy=accuracy, budget=budget, seed=seed, reward=reward, w=w,
+                    latency_margin=latency_margin, top_k=top_k, strategy_params=strategy_params)
+    if isinstance(space, SearchConfig):
+        given = [k for k, v in dict(settings, target=target, latency_ms=latency_ms).items() if v is not None]
+        if given:
+            raise UserError(f"give a SearchConfig or settings, not both: drop {', '.join(given)}")
+        request, sp, pairs = space, space.load_space(), list(space.targets)
+        strategy, accuracy = request.strategy, request.accuracy
+    else:
+        # objects stand in for names here; the config records their names once they are resolved
+        named = {k: v for k, v in settings.items() if not (k in ("strategy", "accuracy") and v is not None
+                                                            and not isinstance(v, str))}
+        request = SearchConfig.of(**named)
+        sp = get_space(space if space is not None else request.space)
+        pairs = target_pairs(target, latency_ms)
+        accuracy = accuracy if accuracy is not None else request.accuracy
+    tgts = [make_target(t, sp, b, request.margin, recalibrate) for t, b in pairs]
+    # what config.json records: names, the device's profile name, the resolved strategy and parameters
+    resolved = dict(space=sp.name, space_module=getattr(sp, "module_spec", None),
+                    targets=[(t.device, t.budget_ms) for t in tgts])
+    if strategy is not None and isinstance(strat := get_strategy(strategy, **request.strategy_params), TrainingStrategy):
         # a strategy that trains a supernet: same run folder, checkpoints, progress and result (nas.gradient)
         if len(tgts) != 1:
             raise UserError(f"strategy {strat.name!r} takes one latency target, got {len(tgts)}")
         from .gradient.runner import train_search
 
-        return train_search(sp, tgts[0], strat, seed=int(seed), out=out, resume=resume, progress=progress,
-                            callbacks=callbacks)
+        config = request.model_copy(update=dict(resolved, strategy=strat.name, strategy_params=strat.params()))
+        return train_search(sp, tgts[0], strat, config, seed=request.seed, out=out, resume=resume,
+                            progress=progress, callbacks=callbacks)
     est = get_estimator(accuracy, sp)
-    strat = get_strategy(strategy if strategy is not None else default_strategy(est), **(strategy_params or {}))
-    objective = Objective(sp, est, tgts, reward=reward, w=w)
+    strat = get_strategy(strategy if strategy is not None else default_strategy(est), **request.strategy_params)
+    objective = Objective(sp, est, tgts, reward=request.reward, w=request.w)
+    budget, seed, top_k = request.budget, request.seed, request.top_k
 
     grid, lowest, n_setup_priced = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
-    resolved = strat.resolve(int(budget), grid.n_dims)
+    resolved_params = strat.resolve(budget, grid.n_dims)
     if objective.constrained():
-        for t, lo in zip(tgts, lowest):
-            if not np.isfinite(lo):
-                raise UserError(f"device {t.device!r} prices none of the sampled {sp.name!r} archs; "
-                                "profile the space on it first")
-            if lo > t.limit_ms:
-                raise UserError(f"latency budget {t.limit_ms:g} ms on {t.device} is below the smallest "
-                                f"{sp.name!r} subnet's predicted latency; the smallest achievable is {lo:.2f} ms")
+        check_reachable(sp, tgts, lowest)
 
-    config = {"space": sp.name, "targets": [[t.device, t.budget_ms] for t in tgts], "margin": latency_margin,
-              "strategy": getattr(strat, "name", type(strat).__name__), "strategy_params": _params(strat),
-              "accuracy": accuracy if isinstance(accuracy, str) else describe(est)["name"],
-              "reward": reward, "w": w, "budget": int(budget), "seed": int(seed), "top_k": int(top_k)}
-    if getattr(sp, "module_spec", None):  # a user's space file: --resume loads it again
-        config["space_module"] = sp.module_spec
-    fingerprint = json.dumps(config, sort_keys=True)
+    config = request.model_copy(update=dict(
+        resolved, strategy=getattr(strat, "name", type(strat).__name__), strategy_params=_params(strat),
+        accuracy=accuracy if isinstance(accuracy, str) else describe(est)["name"]))
+    fingerprint = config.fingerprint()
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         if not resume and (run_dir / "checkpoint.npz").exists():
@@ -224,16 +228,16 @@ def search(space="ofa", target="pixel", latency_ms=80, *, strategy=None, accurac
 
             _check(run_dir / "checkpoint.npz", fingerprint)  # same configuration, or a one-line error
             return load_result(run_dir)  # a finished run: its result stays as it is
-        atomic_write_json(run_dir / "config.json", config)
+        config.write(run_dir)
         if isinstance(est, KeepsRunState):  # e.g. supernet:CKPT's cache: a resume never measures twice
             est.use_run_dir(run_dir)
 
-    cbs = list(callbacks) + ([Progress(int(budget))] if progress else [])
-    outcome = run_search(sp, grid, objective, strat, resolved, int(budget), int(seed), int(top_k),
+    cbs = list(callbacks) + ([Progress(budget)] if progress else [])
+    outcome = run_search(sp, grid, objective, strat, resolved_params, budget, seed, top_k,
                          run_dir, resume, cbs, fingerprint)
     wall_s = outcome.elapsed_before_s + time.perf_counter() - t0
     outcome.counters["n_latency_rows"] += n_setup_priced
-    result = _result(sp, objective, resolved, est, config, outcome, wall_s)
+    result = _result(sp, objective, resolved_params, est, config, outcome, wall_s)
     if verify:
         from .verify import verify_result
 
@@ -304,14 +308,14 @@ def _result(sp, objective, resolved, est, config, outcome, wall_s) -> SearchResu
             "accuracy_cost_s": acc_cost * n_eval if acc_cost else None,
             "latency_cost_s": lat_cost * counters["n_latency_rows"] if lat_cost else None}
     return SearchResult(
-        space=sp.name, space_version=sp.version, strategy=config["strategy"],
+        space=sp.name, space_version=sp.version, strategy=config.strategy,
         strategy_params={k: v for k, v in resolved.items() if v is not None}, accuracy=acc_info, reward=objective.reward,
         w=objective.w if objective.reward == "mnas" else None,
         targets=[TargetInfo(device=t.device, budget_ms=t.budget_ms, margin=t.margin, limit_ms=t.limit_ms,
                             latency_source=t.source, expected_error=t.expected_error, host=t.host, pricing=p)
                  for t, p in zip(objective.targets, pricing)],
-        budget=config["budget"], n_evaluated=n_eval, n_proposed=counters["n_proposed"], cost=cost,
-        seed=config["seed"], best=top[0] if top else None,
+        budget=config.budget, n_evaluated=n_eval, n_proposed=counters["n_proposed"], cost=cost,
+        seed=config.seed, best=top[0] if top else None,
         top_k=top, pareto=front, history=hist, notes=notes, versions=versions(), wall_time_s=wall_s,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -320,5 +324,23 @@ def load_result(run_dir: str | Path) -> SearchResult:
     return SearchResult.read(Path(run_dir) / "result.json")
 
 
-def load_config(run_dir: str | Path) -> dict:
-    return read_json(Path(run_dir) / "config.json", "run config")
+def load_config(run_dir: str | Path) -> SearchConfig:
+    return SearchConfig.read(run_dir)
+
+
+def resume(run_dir: str | Path, *, space_module: str | None = None, progress: bool = False,
+           callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True, verify: bool = False,
+           recalibrate=None) -> SearchResult:
+    """Continue the search in ``run_dir`` with its config.json: the result an uninterrupted run gives.
+
+    A run over a user's space file imports that file again, which runs its code: only when the
+    caller names it again with ``space_module`` (``--space-module`` on the CLI).
+    """
+    config = SearchConfig.read(run_dir)
+    if config.space_module and space_module != config.space_module:
+        raise UserError(f"this run searched the space in {config.space_module!r}; importing it runs its code, "
+                        f"so confirm with --space-module {config.space_module} (see docs/security.md)")
+    if space_module and not config.space_module:
+        raise UserError(f"this run searched the registered space {config.space!r}; drop --space-module")
+    return search(config, out=run_dir, resume=True, progress=progress, callbacks=callbacks, plot=plot,
+                  verify=verify, recalibrate=recalibrate)

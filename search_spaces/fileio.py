@@ -166,3 +166,26 @@ def read_json_file(path: str | os.PathLike, what: str = "file") -> object:
 def read_yaml_file(path: str | os.PathLike, what: str = "file", loader=None) -> object:
     """Parsed YAML from a user's file; every failure is one UserError line."""
     return parse_yaml_text(read_text_file(path, what), f"{what} {str(path)!r}", loader)
+
+
+def check_writable_dir(directory) -> None:
+    """UserError now, not after minutes of measuring, when ``directory`` cannot take a new file.
+
+    The folder need not exist yet (its nearest existing parent must then be a writable folder);
+    a probe file is created and removed, which also catches read-only filesystems (and root,
+    for whom permission bits say nothing).
+    """
+    from .errors import UserError  # as in the readers above
+
+    d = Path(directory)
+    probe_in = d
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UserError(f"--out {str(d)!r}: {str(probe_in)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".hwnas-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {str(d)!r}: cannot write there ({e.strerror or type(e).__name__}); "
+                        f"choose a writable folder") from None

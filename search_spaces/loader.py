@@ -1,14 +1,15 @@
-"""Load a user's search space from a Python file: ``my_space.py:MySpace`` (the ``--space-module`` spec)."""
+"""Import a user's Python file named by a ``my_space.py:MySpace`` spec (``--space-module``).
+
+``search_spaces.registry.load_space_module`` builds the space from what this returns.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import sys
 from pathlib import Path
 
-from .base import SearchSpace
 from .errors import UserError
 
 
@@ -38,13 +39,12 @@ def _load_module(path: Path):
     return module
 
 
-def load_space_module(spec: str) -> SearchSpace:
-    """The space a ``PATH.py:NAME`` spec names: a SearchSpace subclass (built with no arguments),
-    a factory returning a space, or a space instance. A class registered with ``@register_space``
-    is returned as the registry's instance, under its registered name.
-    """
-    from .registry import _FACTORIES, get_space
+def load_module_object(spec: str):
+    """(the object a ``PATH.py:NAME`` spec names, the file's path); importing the file runs its code.
 
+    ``registry.load_space_module`` turns the object into a space (the registry's instance when the
+    file registered it): this file only reads specs and imports files, below the registry.
+    """
     path_text, sep, name = str(spec).rpartition(":")
     if not sep or not path_text.endswith(".py") or not name.isidentifier():
         raise UserError(f"--space-module {spec!r}: expected PATH.py:ClassName, e.g. my_space.py:MySpace")
@@ -55,22 +55,4 @@ def load_space_module(spec: str) -> SearchSpace:
     obj = getattr(module, name, None)
     if obj is None:
         raise UserError(f"--space-module {spec!r}: {path.name} defines no {name!r}")
-    registered = [n for n, f in _FACTORIES.items() if f is obj]
-    if registered:
-        space = get_space(registered[0])
-    elif isinstance(obj, SearchSpace):
-        space = obj
-    elif callable(obj):
-        try:
-            space = obj()
-        except TypeError as e:
-            raise UserError(f"--space-module {spec!r}: {name} must take no arguments ({e})") from None
-        if not isinstance(space, SearchSpace):
-            raise UserError(f"--space-module {spec!r}: {name} is not a SearchSpace "
-                            f"(got {type(space).__name__}); subclass search_spaces.SearchSpace")
-        if inspect.isclass(obj) and space.name == SearchSpace.name:
-            space.name = name
-    else:
-        raise UserError(f"--space-module {spec!r}: {name} is not a SearchSpace class or factory")
-    space.module_spec = f"{path}:{name}"  # what a run's config.json records, so --resume finds it
-    return space
+    return obj, path

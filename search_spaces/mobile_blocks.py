@@ -14,7 +14,8 @@ ProxylessNAS's carry neither and their ``expand`` is the expansion ratio.
 Block ops (key parameters in brackets; activations are ``build_block``'s ``act``, ReLU by default,
 whatever ``hs`` says):
 - ``Conv`` [kernel (3), hs]: the stem, conv -> BN -> act; its stride is input size / output size.
-- ``expanded_conv`` [expand, kernel, stride, idskip, se (squeeze width, 0: none), hs, groups]:
+- ``expanded_conv`` [expand, kernel, stride, idskip, se, hs, groups] (``se``: 0 none, 1 Once-for-All's
+  flag, a squeeze width otherwise; ``squeeze_channels`` is the one reading):
   [1x1 expand, grouped when ``groups`` > 1, then a channel shuffle] -> kxk depthwise -> [SE] ->
   1x1 linear projection [+ identity]. With a middle width equal to the input width and no groups
   there is no expansion conv: a depthwise-separable conv (MnasNet's SepConv, FBNet's e1).
@@ -26,7 +27,8 @@ whatever ``hs`` says):
 
 from __future__ import annotations
 
-from functools import cached_property
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -37,7 +39,7 @@ from .base import Arch
 from .blocks import BlockKey
 from .chain import ChainNet
 from .errors import UserError
-from .layers import ConvBNAct
+from .layers import ConvBNAct, se_channels
 
 def down(size: int, stride: int) -> int:
     """Output size of a 'same'-padded conv (padding k // 2)."""
@@ -54,6 +56,65 @@ def middle_channels(key: BlockKey) -> int:
     """The expanded width of an ``expanded_conv`` key in either dialect."""
     e = key.param("expand")
     return int(round(key.input[2] * e)) if is_ratio_key(key) else int(e)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A block key read once: shapes and settings with the dialect settled (``parse``).
+
+    ``mid`` is ``expanded_conv``'s middle width (the ratio dialect resolved), ``squeeze`` the SE
+    width on the op's SE input (0: none), ``kernel`` the op's default where the key has none.
+    """
+
+    op: str
+    h: int
+    w: int
+    cin: int
+    ho: int
+    wo: int
+    cout: int
+    kernel: int
+    stride: int
+    mid: int
+    squeeze: int
+    groups: int
+    residual: bool
+
+
+_DEFAULT_KERNEL = {"Conv": 3, "Conv_1": 1}
+
+
+def hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(H, W, C) of a key shape; a bare channel count C is 1x1xC."""
+    if len(shape) == 3:
+        return shape  # type: ignore[return-value]
+    if len(shape) == 1:
+        return 1, 1, shape[0]
+    raise ValueError(f"shape {'x'.join(map(str, shape))} is neither HxWxC nor C")
+
+
+@lru_cache(maxsize=None)
+def parse(key: BlockKey) -> BlockSpec:
+    """The settings of one key, for every reader (costs, ``build_block``, the latency cost model)."""
+    h, w, cin = hwc(key.input)
+    ho, wo, cout = hwc(key.output)
+    p = dict(key.params)
+    mid = middle_channels(key) if key.op == "expanded_conv" else cout
+    kernel = int(p.get("kernel", _DEFAULT_KERNEL.get(key.op, 1)))
+    stride = int(p.get("stride", max(1, round(h / ho)) if ho else 1))  # a stem's stride is its size ratio
+    return BlockSpec(key.op, h, w, cin, ho, wo, cout, kernel, stride, mid, squeeze_channels(key, mid),
+                     int(p.get("groups", 1)), bool(p.get("idskip", 0)))
+
+
+def squeeze_channels(key: BlockKey, channels: int) -> int:
+    """The SE squeeze width of a block on ``channels`` channels (0: no SE), one reading for every reader.
+
+    ``se:1`` is Once-for-All's flag (squeeze = channels/4 rounded to 8, ``layers.se_channels``);
+    a larger value is the width itself (MnasNet's keys). The analytic costs, ``build_block`` and
+    the latency cost model (``latency_predictors.operators``) all read ``se`` through here.
+    """
+    se = int(dict(key.params).get("se", 0))
+    return se_channels(channels) if se == 1 else se
 
 
 def mbconv_key(size: int, cin: int, cout: int, mid: int, kernel: int, stride: int, residual: bool,
@@ -198,24 +259,18 @@ class MixedOp(nn.Module):
         return (weights.reshape(-1, *([1] * x.dim())) * self(x)).sum(0)
 
 
-def _p(key: BlockKey, name: str, default: int = 0) -> int:
-    return dict(key.params).get(name, default)
-
-
 def _unknown(key: BlockKey) -> UserError:
     return UserError(f"block {key}: unknown op {key.op!r} for a mobile chain net")
 
 
 def block_macs_params(key: BlockKey) -> tuple[int, int]:
     """MACs (convs and linear layers; biases not counted) and parameters (BN included) of one block."""
-    h, w, cin = key.input if len(key.input) == 3 else (1, 1, key.input[0])
+    b = parse(key)
+    h, w, cin, ho, wo, cout, k = b.h, b.w, b.cin, b.ho, b.wo, b.cout, b.kernel
     if key.op in ("Conv", "Conv_1"):
-        ho, wo, cout = key.output
-        k = _p(key, "kernel", 3 if key.op == "Conv" else 1)
         return ho * wo * k * k * cin * cout, k * k * cin * cout + 2 * cout
     if key.op == "expanded_conv":
-        ho, wo, cout = key.output
-        mid, k, g, sq = middle_channels(key), key.param("kernel"), _p(key, "groups", 1), _p(key, "se")
+        mid, g, sq = b.mid, b.groups, b.squeeze
         macs = params = 0
         if mid != cin or g > 1:
             macs += h * w * cin * mid // g
@@ -229,8 +284,7 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
         params += mid * cout // g + 2 * cout
         return macs, params
     if key.op == "regular_conv":
-        ho, wo, cout = key.output
-        k, sq = key.param("kernel"), _p(key, "se")
+        sq = b.squeeze
         macs, params = ho * wo * k * k * cin * cout, k * k * cin * cout + 2 * cout
         if sq:
             macs += 2 * cout * sq
@@ -239,7 +293,6 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
     if key.op in ("AvgPool2D", "skip"):
         return 0, 0
     if key.op == "Logits":
-        cout = key.output[-1]
         return cin * cout, cin * cout + cout
     raise _unknown(key)
 
@@ -249,23 +302,19 @@ def build_block(key: BlockKey, act: str = "relu", dropout: float = 0.0) -> tuple
 
     ``dropout`` is the ``Logits`` block's dropout rate before the classifier.
     """
-    h, w, cin = key.input if len(key.input) == 3 else (1, 1, key.input[0])
-    shape = (cin, h, w)
+    b = parse(key)
+    shape = (b.cin, b.h, b.w)
     if key.op in ("Conv", "Conv_1"):
-        k = _p(key, "kernel", 3 if key.op == "Conv" else 1)
-        stride = max(1, round(h / key.output[0]))  # the stem halves the input; head convs keep it
-        return ConvBNAct(cin, key.output[2], k, stride, act=act), shape
+        return ConvBNAct(b.cin, b.cout, b.kernel, b.stride, act=act), shape
     if key.op == "expanded_conv":
-        return InvertedBottleneck(cin, key.output[2], middle_channels(key), key.param("kernel"),
-                                  key.param("stride"), _p(key, "se"), bool(_p(key, "idskip")),
-                                  _p(key, "groups", 1), act), shape
+        return InvertedBottleneck(b.cin, b.cout, b.mid, b.kernel, b.stride, b.squeeze, b.residual, b.groups,
+                                  act), shape
     if key.op == "regular_conv":
-        return RegularConv(cin, key.output[2], key.param("kernel"), key.param("stride"), _p(key, "se"),
-                           bool(_p(key, "idskip")), act), shape
+        return RegularConv(b.cin, b.cout, b.kernel, b.stride, b.squeeze, b.residual, act), shape
     if key.op == "AvgPool2D":
         return GlobalPool(), shape
     if key.op == "Logits":
-        return Classifier(cin, key.output[-1], dropout, pool=h * w > 1), shape
+        return Classifier(b.cin, b.cout, dropout, pool=b.h * b.w > 1), shape
     if key.op == "skip":
         return nn.Identity(), shape
     raise _unknown(key)

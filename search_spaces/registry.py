@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Callable
 
 from .base import SearchSpace
 from .errors import UserError
+from .loader import is_module_spec, load_module_object
 
 _FACTORIES: dict[str, Callable[[], SearchSpace]] = {}
 _INSTANCES: dict[str, SearchSpace] = {}
@@ -38,8 +40,6 @@ def get_space(space: str | SearchSpace, params: dict | None = None) -> SearchSpa
     if isinstance(space, SearchSpace):
         base = space
     elif space not in _FACTORIES:
-        from .loader import is_module_spec, load_space_module
-
         if not isinstance(space, str) or not is_module_spec(space):
             raise UserError(f"unknown search space {space!r}; known: {', '.join(list_spaces())}")
         base = load_space_module(space)
@@ -60,6 +60,34 @@ def get_space(space: str | SearchSpace, params: dict | None = None) -> SearchSpa
 
 
 _WITH_PARAMS: dict[tuple, SearchSpace] = {}
+
+
+def load_space_module(spec: str) -> SearchSpace:
+    """The space a ``PATH.py:NAME`` spec names: a SearchSpace subclass (built with no arguments),
+    a factory returning a space, or a space instance. A class registered with ``@register_space``
+    is returned as the registry's instance, under its registered name.
+    """
+    obj, path = load_module_object(spec)
+    name = str(spec).rpartition(":")[2]
+    registered = [n for n, f in _FACTORIES.items() if f is obj]
+    if registered:
+        space = get_space(registered[0])
+    elif isinstance(obj, SearchSpace):
+        space = obj
+    elif callable(obj):
+        try:
+            space = obj()
+        except TypeError as e:
+            raise UserError(f"--space-module {spec!r}: {name} must take no arguments ({e})") from None
+        if not isinstance(space, SearchSpace):
+            raise UserError(f"--space-module {spec!r}: {name} is not a SearchSpace "
+                            f"(got {type(space).__name__}); subclass search_spaces.SearchSpace")
+        if inspect.isclass(obj) and space.name == SearchSpace.name:
+            space.name = name
+    else:
+        raise UserError(f"--space-module {spec!r}: {name} is not a SearchSpace class or factory")
+    space.module_spec = f"{path}:{name}"  # what a run's config.json records, so --resume finds it
+    return space
 
 
 def space_spec(space: SearchSpace) -> dict:

@@ -11,7 +11,7 @@ from torch import nn
 
 import nas
 from search_spaces import Dim, SearchSpace, UserError, get_space
-from search_spaces.loader import load_space_module
+from search_spaces.registry import load_space_module
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "custom_space.py"
 SPEC = f"{EXAMPLE}:TinyChain"

@@ -187,7 +187,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, nas_cli):
     (("--latency", "80ms", "--strategy", "nope"), "unknown strategy 'nope'; known:"),
     (("--latency", "80ms", "--reward", "nope"), "unknown reward"),
     (("--latency", "80ms", "--reward", "mnas", "--w", "0.1"), "negative exponent"),
-    (("--latency", "80ms", "--budget", "0"), "budget must be a positive"),
+    (("--latency", "80ms", "--budget", "0"), "budget: must be >= 1, got 0"),
     (("--latency", "80ms", "--param", "population"), "KEY=VALUE"),
     (("--latency", "80ms", "--param", "colour=3"), "strategy 'evolution'"),
 ])

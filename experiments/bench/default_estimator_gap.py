@@ -15,8 +15,8 @@ of 80 ms (goal >= 0.95 each; up to 10,000 archs per band, from a pool of uniform
 
 Examples:
 
-    python experiments/bench/default_estimator_gap.py --out /tmp/default_estimator_gap.json
-    python experiments/bench/default_estimator_gap.py --quick      # pixel 40 / note10 25 only, budget 5000
+    python -m experiments.bench.default_estimator_gap --out /tmp/default_estimator_gap.json
+    python -m experiments.bench.default_estimator_gap --quick      # pixel 40 / note10 25 only, budget 5000
 
 Prints a table and one JSON object (also written atomically to --out). Without ../shared/data/ofa
 (or $HWNAS_SHARED_DATA/ofa) it prints {"skipped": reason} and exits 0.
@@ -28,11 +28,9 @@ import argparse
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import environment, finish, missing_data_reason, ofa_data_dir, setup_note10, skip  # noqa: E402
+from experiments.bench.search_vs_ofa import environment, finish, missing_data_reason, ofa_data_dir, setup_note10, skip
 
 BUDGETS = (("pixel", (30, 40, 60, 80, 120)), ("note10", (15, 25, 35)))
 QUICK_BUDGETS = (("pixel", (40,)), ("note10", (25,)))

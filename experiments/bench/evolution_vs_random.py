@@ -13,8 +13,8 @@ temporary device folder) and its released acc_predictor.pth.
 
 Examples:
 
-    python experiments/bench/evolution_vs_random.py --out /tmp/evolution_vs_random.json
-    python experiments/bench/evolution_vs_random.py --quick    # smoke run: 25 ms, seeds 1-2
+    python -m experiments.bench.evolution_vs_random --out /tmp/evolution_vs_random.json
+    python -m experiments.bench.evolution_vs_random --quick    # smoke run: 25 ms, seeds 1-2
 
 Prints one JSON object (also written atomically to --out). Without ../shared/data/ofa (or
 $HWNAS_SHARED_DATA/ofa) it prints {"skipped": reason} and exits 0.
@@ -26,11 +26,9 @@ import argparse
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import (SEEDS, TARGETS_MS, environment, finish, hwnas_search,  # noqa: E402
+from experiments.bench.search_vs_ofa import (SEEDS, TARGETS_MS, environment, finish, hwnas_search,
                           missing_data_reason, ofa_data_dir, setup_note10, skip, summarize, table_files)
 
 STRATEGIES = ("evolution", "rl", "random")

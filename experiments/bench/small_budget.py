@@ -23,9 +23,9 @@ Goal (issue 20): ``default``'s median regret <= 2/3 of ``reference``'s at 100 ev
 
 Examples:
 
-    python experiments/bench/small_budget.py --out /tmp/small_budget.json            # the full grid
-    python experiments/bench/small_budget.py --seeds 3 --evals 100 300                # reduced grid
-    python experiments/bench/small_budget.py --quick   # smoke: pixel, 2 seeds, 100 evals, 3 strategies
+    python -m experiments.bench.small_budget --out /tmp/small_budget.json            # the full grid
+    python -m experiments.bench.small_budget --seeds 3 --evals 100 300                # reduced grid
+    python -m experiments.bench.small_budget --quick   # smoke: pixel, 2 seeds, 100 evals, 3 strategies
 
 Prints a table and one JSON object (also written atomically to --out).
 """
@@ -39,13 +39,11 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import environment, finish, ofa_data_dir, table_files  # noqa: E402
+from experiments.bench.search_vs_ofa import environment, finish, ofa_data_dir, table_files
 
 TARGETS = ("pixel", "note10", "x86")
 EVALS = (50, 100, 300, 1000)

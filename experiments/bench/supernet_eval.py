@@ -5,8 +5,8 @@ BatchNorm on the calibration images, score the held-out split. They run interlea
 in alternating order, so other load on the machine hits them alike; the figures are archs/s over
 the same archs, and the two paths' top-1 must agree (printed: max difference).
 
-    python experiments/bench/supernet_eval.py --ckpt runs/ps --data digits [--archs 60] [--threads 2]
-    python experiments/bench/supernet_eval.py --quick     # no checkpoint: a randomly initialised
+    python -m experiments.bench.supernet_eval --ckpt runs/ps --data digits [--archs 60] [--threads 2]
+    python -m experiments.bench.supernet_eval --quick     # no checkpoint: a randomly initialised
                                                           # ofa-small supernet (same cost per arch)
 
 Prints one JSON object (``--out FILE`` also writes it).
@@ -15,7 +15,6 @@ Prints one JSON object (``--out FILE`` also writes it).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import environment, finish  # noqa: E402
+from experiments.bench.search_vs_ofa import environment, finish
 
-from nas.accuracy.supernet import (HeldOutData, load_trained_supernet, measure_extracted,  # noqa: E402
+from nas.accuracy.supernet import (HeldOutData, load_trained_supernet, measure_extracted,
                                    measure_supernet)
-from search_spaces import get_space  # noqa: E402
+from search_spaces import get_space
 
 
 def main(argv=None) -> None:

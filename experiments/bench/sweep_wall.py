@@ -6,7 +6,7 @@ prints the ratio (sequential / sweep), so a loaded machine slows both alike. The
 test's: ofa, pixel and (when ../shared/data/ofa is present) note10, latency 30 and 60 ms,
 evolution and optuna-nsga2, seeds 0 and 1, 300 evaluations per trial.
 
-    python experiments/bench/sweep_wall.py --cpus 2 --out /tmp/sweep_wall.json
+    python -m experiments.bench.sweep_wall --cpus 2 --out /tmp/sweep_wall.json
 
 Prints one JSON object (also written atomically to --out).
 """
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_ofa import environment, finish, ofa_data_dir  # noqa: E402
+from experiments.bench.search_vs_ofa import environment, finish, ofa_data_dir
 
 
 def main(argv=None) -> None:

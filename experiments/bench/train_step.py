@@ -9,7 +9,7 @@ the ratio is sandwich / sum of the four static steps, per set of random subnets,
 median over sets. On CUDA (``--device cuda``, untested here: no GPU on this machine) times come
 from CUDA events, the step runs under AMP, and images/s of the sandwich step are reported.
 
-    python experiments/bench/train_step.py [--space ofa-small] [--sets 4] [--reps 5] [--threads 1]
+    python -m experiments.bench.train_step [--space ofa-small] [--sets 4] [--reps 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -20,20 +20,18 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_vs_ofa import finish  # noqa: E402  - the shared finishing step of the bench scripts
-from supernet_forward import Timer  # noqa: E402
+from experiments.bench.search_vs_ofa import finish  # the shared finishing step of the bench scripts
+from experiments.bench.supernet_forward import Timer
 
-from nas.data.transforms import resize  # noqa: E402
-from nas.train.plans import load_plan  # noqa: E402
-from nas.train.step import StepOptions, supernet_step  # noqa: E402
-from nas.train.subnets import sampler_for  # noqa: E402
-from search_spaces import get_space  # noqa: E402
+from nas.data.transforms import resize
+from nas.train.plans import load_plan
+from nas.train.step import StepOptions, supernet_step
+from nas.train.subnets import sampler_for
+from search_spaces import get_space
 
 
 def sgd(params, lr=0.05):

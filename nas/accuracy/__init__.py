@@ -17,6 +17,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from .base import AccuracyEstimator, UnitChecked, as_matrix, describe
+from .published import alternatives  # noqa: F401  (public here too)
 from .shipped import shipped_model_path
 
 # name -> factory(space, arg) ; arg is the text after "name:" (None when absent)
@@ -69,20 +70,9 @@ def default_summary(space: SearchSpace | str) -> dict:
 
         info = ShippedModelInfo.read(shipped_model_path(getattr(space, "name", space)))
         return {"spec": "default (shipped)", "source": info.source, "ranking": info.ranking}
-    from .published import RANKING, SHORT_SOURCE
+    from .published import RANKING, SHORT_SOURCE, alternatives
 
     return {"spec": "default (published)", "source": SHORT_SOURCE, "ranking": RANKING + alternatives(space)}
-
-
-def alternatives(space: SearchSpace | str) -> str:
-    """The sentence pointing to the estimators that can rank nets of one size, for this space."""
-    name = getattr(space, "name", space)
-    specs = ["predictor:PATH (nas fit-predictor on your measured archs)"]
-    if "supernet" in _ESTIMATORS:
-        specs.insert(0, "supernet:CKPT")
-    if name == "ofa":
-        specs.insert(0, "ofa (Once-for-All's released predictor)")
-    return f"; to rank nets of equal size use --accuracy {' or '.join(specs)}"
 
 
 @register_estimator("ofa", help="Once-for-All's released acc_predictor.pth, fetched once into ~/.hwnas/cache")

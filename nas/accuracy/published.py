@@ -151,8 +151,6 @@ class PublishedPrior:
 
     @property
     def ranking(self) -> str:
-        from . import alternatives
-
         return RANKING + (alternatives(self.space) if self.space is not None else "")
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> "PublishedPrior":
@@ -288,3 +286,15 @@ def _main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(_main())
+
+
+def alternatives(space) -> str:
+    """The sentence pointing to the estimators that can rank nets of one size, for this space.
+
+    (``supernet:CKPT`` and ``predictor:PATH`` are built-in estimators of ``nas.accuracy``.)
+    """
+    name = getattr(space, "name", space)
+    specs = ["supernet:CKPT", "predictor:PATH (nas fit-predictor on your measured archs)"]
+    if name == "ofa":
+        specs.insert(0, "ofa (Once-for-All's released predictor)")
+    return f"; to rank nets of equal size use --accuracy {' or '.join(specs)}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from nas.search_config import DEFAULT_BUDGET, EXPENSIVE_BUDGET
+
 from . import add_command, non_negative_int, print_json
 from ._timing_args import add_recalibrate_arg
 
@@ -21,17 +23,14 @@ def _strategies() -> str:
 
     return ", ".join(list_strategies())
 
-# Measured accuracy costs ~0.05-0.2 s per arch on 2 cores: this default keeps a search to minutes.
-EXPENSIVE_BUDGET = 600
 
-
-def accuracy_spec(accuracy: str, data: str | None) -> str:
+def accuracy_spec(accuracy: str | None, data: str | None) -> str | None:
     """The estimator spec with --data folded in (so config.json, and hence --resume, keeps it)."""
     from search_spaces.errors import UserError
 
     if data is None:
         return accuracy
-    if not accuracy.startswith("supernet:"):
+    if not (accuracy or "").startswith("supernet:"):
         raise UserError("--data is for --accuracy supernet:CKPT (measured accuracy); other estimators take no data")
     return f"{accuracy},data={data}"
 
@@ -52,16 +51,16 @@ def register(sub):
                    help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
     p.add_argument("--target", action="append", help="device name or alias (see nas devices); default pixel")
     p.add_argument("--latency", action="append", help="latency budget per target: 80ms, '80 ms', 0.08s or 80")
-    p.add_argument("--latency-margin", type=float, default=0.0,
+    p.add_argument("--latency-margin", type=float,
                    help="fraction of each budget kept free, e.g. 0.05 for a modelled profile (default 0)")
-    p.add_argument("--reward", default="hard", help="hard (default), mnas (soft ACC*(LAT/T)^w) or mnas-hard")
-    p.add_argument("--w", type=float, default=-0.07, help="exponent of the soft mnas reward (default -0.07)")
+    p.add_argument("--reward", help="hard (default), mnas (soft ACC*(LAT/T)^w) or mnas-hard")
+    p.add_argument("--w", type=float, help="exponent of the soft mnas reward (default -0.07)")
     p.add_argument("--strategy", default=None,
                    help=f"search strategy: {_strategies()} (default: evolution, or predictor-evolution when the "
                         "estimator declares a cost per arch (cost_s); see docs/search.md)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter, e.g. population=100, parent_ratio=0.25, mutate_prob=0.1")
-    p.add_argument("--accuracy", default="default",
+    p.add_argument("--accuracy",
                    help="default (the model shipped for the space: for ofa, distilled from Once-for-All's "
                         "released predictor; else the published prior), published, ofa (Once-for-All's "
                         "released predictor, fetched once), ofa-predictor:PATH, predictor:PATH or supernet:CKPT (top-1 measured "
@@ -69,10 +68,10 @@ def register(sub):
     p.add_argument("--data", help="with --accuracy supernet:CKPT: digits, a .npz or DIR/CLASS/images "
                                   "(default: the data the supernet was trained on)")
     p.add_argument("--budget", type=int, default=None,
-                   help=f"accuracy evaluations to spend (default 20000; {EXPENSIVE_BUDGET} for supernet:CKPT)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help=f"accuracy evaluations to spend (default {DEFAULT_BUDGET}; {EXPENSIVE_BUDGET} for supernet:CKPT)")
+    p.add_argument("--seed", type=non_negative_int,
                    help="random seed; the same seed and settings give the same result (default 0)")
-    p.add_argument("--top-k", type=int, default=5, help="how many of the best archs to report (default 5)")
+    p.add_argument("--top-k", type=int, help="how many of the best archs to report (default 5)")
     p.add_argument("--out", help="run folder, new or empty (default runs/search-SPACE-TARGET-LATENCY-seedN-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a killed search from its run folder; its settings come from there, so "
@@ -107,14 +106,29 @@ def _params(pairs: list[str]) -> dict:
     return out
 
 
-def run(args) -> int:
-    from nas.run_folder import read_run_config
-    from nas.search import DEFAULT_BUDGET, search
+def search_config(args):
+    """The SearchConfig of a new ``nas search`` (the API's and a sweep trial's for the same request)."""
+    from nas.search_config import SearchConfig
     from search_spaces.errors import UserError
-    from search_spaces.loader import load_space_module
+
+    if not args.latency:
+        raise UserError("--latency is required, e.g. --latency 80ms (one per --target)")
+    return SearchConfig.of(space=args.space, space_module=args.space_module, target=args.target,
+                           latency_ms=args.latency, latency_margin=args.latency_margin, reward=args.reward,
+                           w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
+                           accuracy=accuracy_spec(args.accuracy, args.data), budget=args.budget, seed=args.seed,
+                           top_k=args.top_k)
+
+
+def run(args) -> int:
+    from nas.search import resume, search
+    from nas.search_config import SearchConfig
+    from search_spaces.errors import UserError
 
     if args.space_module and args.space is not None:
         raise UserError("give either --space NAME or --space-module PATH.py:CLASS, not both")
+    run_args = dict(progress=not args.quiet and not args.json, plot=not args.no_plot, verify=args.verify,
+                    recalibrate=args.recalibrate)
     if args.resume:
         run_dir = Path(args.resume)
         given = [d for d, default in args._parser_defaults.items() if getattr(args, d) != default]
@@ -122,47 +136,21 @@ def run(args) -> int:
             flags = ", ".join("--" + d.replace("_", "-") for d in given)
             raise UserError(f"--resume RUN_DIR takes the search settings from {str(run_dir / 'config.json')!r}; "
                             f"drop {flags} (start a new search with another --out to change them)")
-        cfg = read_run_config(run_dir)
-        space = cfg.space
-        if cfg.space_module:
-            # importing a run folder's space file runs its code: only when the user names it again
-            if args.space_module != cfg.space_module:
-                raise UserError(f"this run searched the space in {cfg.space_module!r}; importing it runs its code, "
-                                f"so confirm with --space-module {cfg.space_module} (see docs/security.md)")
-            space = load_space_module(cfg.space_module)
-        elif args.space_module:
-            raise UserError(f"this run searched the registered space {cfg.space!r}; drop --space-module")
-        kwargs = dict(space=space, target=[t for t, _ in cfg.targets],
-                      latency_ms=[b for _, b in cfg.targets], latency_margin=cfg.margin,
-                      reward=cfg.reward, w=cfg.w, strategy=cfg.strategy,
-                      strategy_params=cfg.strategy_params, accuracy=cfg.accuracy, budget=cfg.budget,
-                      seed=cfg.seed, top_k=cfg.top_k, out=run_dir, resume=True)
+        result = resume(run_dir, space_module=args.space_module, **run_args)
+        config = SearchConfig.read(run_dir)
     else:
-        targets = args.target or ["pixel"]
-        budgets = args.latency
-        if not budgets:
-            raise UserError("--latency is required, e.g. --latency 80ms (one per --target)")
-        space = load_space_module(args.space_module) if args.space_module else (args.space or "ofa")
-        space_label = space.name if args.space_module else space
-        out = args.out or (Path("runs") / f"search-{space_label}-{'-'.join(targets)}-"
-                           f"{'-'.join(b.replace(' ', '') for b in budgets)}-seed{args.seed}-"
-                           f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        kwargs = dict(space=space, target=targets, latency_ms=budgets, latency_margin=args.latency_margin,
-                      reward=args.reward, w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
-                      accuracy=accuracy_spec(args.accuracy, args.data),
-                      budget=(args.budget if args.budget is not None else
-                              EXPENSIVE_BUDGET if args.accuracy.startswith("supernet:") else DEFAULT_BUDGET),
-                      seed=args.seed,
-                      top_k=args.top_k, out=out)
-    result = search(**kwargs, progress=not args.quiet and not args.json, plot=not args.no_plot,
-                    verify=args.verify, recalibrate=args.recalibrate)
-    run_dir = Path(kwargs["out"])
+        config = search_config(args)
+        space = config.load_space()  # a --space-module file is checked here, before any folder is made
+        targets = [t for t, _ in config.targets]
+        run_dir = Path(args.out or (Path("runs") / f"search-{space.name}-{'-'.join(targets)}-"
+                                    f"{'-'.join(b.replace(' ', '') for b in args.latency)}-seed{config.seed}-"
+                                    f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"))
+        result = search(config, out=run_dir, **run_args)
     exported = None
     if args.export and result.best is not None:
         from nas.export import export
 
-        space = kwargs["space"] if not isinstance(kwargs["space"], str) else result.space
-        exported = export(space, result.best.arch, run_dir / f"best.{args.export}")["path"]
+        exported = export(config.load_space(), result.best.arch, run_dir / f"best.{args.export}")["path"]
     if args.json:
         print_json(result.model_dump())
         return 0

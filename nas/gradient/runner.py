@@ -9,7 +9,6 @@ coefficient, position, history) continues bit for bit like an uninterrupted one.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import sys
@@ -69,7 +68,7 @@ def _gen(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def train_search(space, target, strategy, *, seed: int = 0, out: str | Path | None = None, resume: bool = False,
+def train_search(space, target, strategy, config, *, seed: int = 0, out: str | Path | None = None, resume: bool = False,
                  progress: bool = False, callbacks: Sequence[Callable[[dict], None]] = ()) -> SearchResult:
     """Train ``strategy``'s supernet on its data and derive an arch of ``space`` within ``target``'s budget."""
     threads = strategy.params()["threads"]
@@ -77,13 +76,13 @@ def train_search(space, target, strategy, *, seed: int = 0, out: str | Path | No
     if threads:
         torch.set_num_threads(threads)  # on a shared machine one thread each avoids OpenMP oversubscription
     try:
-        return _train_search(space, target, strategy, seed=seed, out=out, resume=resume, progress=progress,
+        return _train_search(space, target, strategy, config, seed=seed, out=out, resume=resume, progress=progress,
                              callbacks=callbacks)
     finally:
         torch.set_num_threads(before)
 
 
-def _train_search(space, target, strategy, *, seed, out, resume, progress, callbacks) -> SearchResult:
+def _train_search(space, target, strategy, config, *, seed, out, resume, progress, callbacks) -> SearchResult:
     t0 = time.perf_counter()
     p = strategy.params()
     grid = SearchGrid.of(space)
@@ -95,11 +94,7 @@ def _train_search(space, target, strategy, *, seed, out, resume, progress, callb
         raise UserError(f"latency budget {target.limit_ms:g} ms on {target.device} is below the smallest "
                         f"{space.name!r} subnet's predicted latency; the smallest achievable is {lo_ms:.3f} ms")
 
-    config = {"space": space.name, "targets": [[target.device, target.budget_ms]], "margin": target.margin,
-              "strategy": strategy.name, "strategy_params": p, "seed": int(seed),
-              # what `nas search --resume` passes back; a training strategy ignores them
-              "reward": "hard", "w": -0.07, "accuracy": "published", "budget": 20_000, "top_k": 1}
-    fingerprint = json.dumps(config, sort_keys=True)
+    fingerprint = config.fingerprint()  # the SearchConfig nas.search resolved (nas.search_config)
     run_dir = Path(out) if out is not None else None
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
     if run_dir is not None:
@@ -114,7 +109,7 @@ def _train_search(space, target, strategy, *, seed, out, resume, progress, callb
                                 "resume with the same settings or use another --out")
             if saved.get("finished") and (run_dir / "result.json").is_file():
                 return SearchResult.read(run_dir / "result.json")
-        atomic_write_json(run_dir / "config.json", config)
+        config.write(run_dir)
 
     # ---- data: weight split, architecture (validation) split, held-out split -------------------
     ds = load_dataset(p["data"])

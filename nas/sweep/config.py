@@ -118,7 +118,7 @@ class SweepConfig(BaseModel):
         kind = get_trial_kind(self.kind)
         check = check and kind.check is not None
         cache: dict = {}
-        accepted = sorted(kind.params.model_fields)
+        accepted = sorted(kind.accepted())
         for section in ("fixed", "grid"):
             for k in getattr(self, section):
                 if k not in accepted:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError, field_validator
 
 from search_spaces.errors import UserError
+
+from ..search_config import SearchConfig
 
 
 @dataclass
@@ -28,29 +30,41 @@ class TrialKind:
     # Called once per trial with a cache shared across the sweep's trials.
     check: Callable[[dict, dict], None] | None = None
     columns: tuple[str, ...] = ()  # extra summary metrics the sweep's table keeps
+    # settings whose model is not ``params`` field by field (a search trial: SearchConfig's request form)
+    parse: Callable[[dict], dict] | None = None
+    names: tuple[str, ...] = ()
+
+    def accepted(self) -> list[str]:
+        return list(self.names or self.params.model_fields)
 
     def validate(self, cfg: dict, where: str = "") -> dict:
+        at = f" (trial {where})" if where else ""
         try:
+            if self.parse is not None:
+                unknown = [k for k in cfg if k not in self.accepted()]
+                if unknown:
+                    raise UserError(f"{unknown[0]}: unknown setting; accepted: {', '.join(self.accepted())}")
+                return self.parse(cfg)
             return self.params.model_validate(cfg).model_dump()
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err["loc"])
-            at = f" (trial {where})" if where else ""
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 raise UserError(f"{loc}: required setting missing{at}; give it under fixed or grid") from None
             if err["type"] == "extra_forbidden":
-                raise UserError(f"{loc}: unknown setting; accepted: {', '.join(self.params.model_fields)}") from None
-            raise UserError(f"{loc}: {msg}{at}") from None
+                raise UserError(f"{loc}: unknown setting; accepted: {', '.join(self.accepted())}") from None
+            raise UserError(f"{loc}: {msg}{at}" if loc else f"{msg}{at}") from None
 
 
 _KINDS: dict[str, TrialKind] = {}
 
 
 def register_trial_kind(name: str, params: type[BaseModel], done_file: str = "result.json",
-                        check: Callable[[dict, dict], None] | None = None, columns: tuple[str, ...] = ()):
+                        check: Callable[[dict, dict], None] | None = None, columns: tuple[str, ...] = (),
+                        parse: Callable[[dict], dict] | None = None, names: tuple[str, ...] = ()):
     def deco(fn):
-        _KINDS[name] = TrialKind(name, params, fn, done_file, check, tuple(columns))
+        _KINDS[name] = TrialKind(name, params, fn, done_file, check, tuple(columns), parse, tuple(names))
         return fn
 
     return deco
@@ -73,22 +87,13 @@ def _accepted(what: str, value, known: list[str]):
     return value
 
 
-class SearchTrial(BaseModel):
-    """The settings of one search (the arguments of ``nas.search``)."""
+class RegisteredNames(BaseModel):
+    """A sweep names registered spaces, devices and estimators (``nas.search`` also takes objects,
+    so ``SearchConfig`` does not look names up); checked here, before Ray starts."""
 
-    model_config = ConfigDict(extra="forbid")
-    space: str = "ofa"
-    target: str = "pixel"
-    latency_ms: float | str
-    strategy: str = "evolution"
-    accuracy: str = "published"
-    seed: int = 0
-    budget: int = 2000
-    reward: str = "hard"
-    w: float = -0.07
-    latency_margin: float = 0.0
-    top_k: int = 5
-    strategy_params: dict[str, dict[str, Any]] = {}
+    space: str
+    target: str
+    accuracy: str
 
     @field_validator("space")
     @classmethod
@@ -107,51 +112,42 @@ class SearchTrial(BaseModel):
             known += [d["name"], *d.get("aliases", [])]
         return _accepted("target", v, sorted(set(known)))
 
-    @field_validator("strategy")
-    @classmethod
-    def _strategy(cls, v):
-        from nas.strategies import list_strategies
-
-        return _accepted("strategy", v, list_strategies())
-
     @field_validator("accuracy")
     @classmethod
     def _accuracy(cls, v):
         from nas.accuracy import list_estimators
 
-        known = list_estimators()
+        known = ["default", *list_estimators()]  # default: the model shipped for the space (nas.accuracy)
         names = [k.split(":")[0] for k in known]
         name, sep, arg = v.partition(":")
         if name not in names or (f"{name}:PATH" in known) != bool(arg):
             raise ValueError(f"unknown accuracy estimator {v!r}; accepted: {', '.join(known)}")
         return v
 
-    @field_validator("latency_ms")
-    @classmethod
-    def _latency(cls, v):
-        from latency_predictors.units import parse_latency_ms
 
-        try:
-            ms = parse_latency_ms(v)
-        except Exception:  # noqa: BLE001 - any parse failure is the same user error
-            raise ValueError(f"not a latency: {v!r}; accepted: 80, 80ms, '80 ms', 0.08s") from None
-        if not ms > 0:
-            raise ValueError(f"latency budget must be positive, got {v!r}")
-        return float(ms)
+class SweepOnly(BaseModel):
+    """What a sweep's search trial adds to SearchConfig's request form: ``latency_ms`` is required
+    (as ``--latency`` is on the CLI) and ``strategy_params`` are per strategy, so a grid over
+    strategies gives each its own."""
 
-    @field_validator("budget", "top_k")
-    @classmethod
-    def _positive(cls, v):
-        if v < 1:
-            raise ValueError(f"must be a positive integer, got {v}")
-        return v
+    latency_ms: Any
+    strategy_params: dict[str, dict[str, Any]] = {}
 
-    @field_validator("reward")
-    @classmethod
-    def _reward(cls, v):
-        from nas.objective import REWARDS
 
-        return _accepted("reward", v, list(REWARDS))
+# one target per trial (the sweep's table and plot are per device); a user's space file is not swept
+SEARCH_TRIAL_NAMES = tuple(n for n in SearchConfig.request_names() if n != "space_module")
+
+
+def parse_search_trial(cfg: dict) -> dict:
+    """A sweep's search trial: SearchConfig's request form, with strategy_params per strategy."""
+    per = SweepOnly.model_validate({k: cfg[k] for k in SweepOnly.model_fields if k in cfg}).strategy_params
+    config = SearchConfig.model_validate({**cfg, "strategy_params": per.get(cfg.get("strategy"), {})})
+    req = config.request()
+    if len(req["target"]) != 1:
+        raise UserError(f"target: one device per trial, got {len(req['target'])}; put several under grid")
+    RegisteredNames.model_validate({k: req[k] if k != "target" else req[k][0] for k in RegisteredNames.model_fields})
+    req.pop("space_module")
+    return {**req, "target": req["target"][0], "latency_ms": req["latency_ms"][0], "strategy_params": per}
 
 
 def _once(cache: dict, key, build):
@@ -170,7 +166,7 @@ def check_search_trial(params: dict, cache: dict) -> None:
     from nas.accuracy import get_estimator
     from nas.objective import Objective
     from nas.run import SearchGrid
-    from nas.search import make_target, priced_subspace
+    from nas.search import check_reachable, make_target, priced_subspace
     from nas.strategies import get_strategy, list_strategies
     from search_spaces import get_space
 
@@ -181,7 +177,7 @@ def check_search_trial(params: dict, cache: dict) -> None:
     space = _once(cache, ("space", params["space"]), lambda: get_space(params["space"]))
     est = _once(cache, ("accuracy", params["space"], params["accuracy"]),
                 lambda: get_estimator(params["accuracy"], space))
-    if params["strategy"] not in params["strategy_params"]:
+    if params["strategy"] is not None and params["strategy"] not in params["strategy_params"]:
         _once(cache, ("strategy", params["strategy"], "[]"), lambda: get_strategy(params["strategy"]))
     target = _once(cache, ("target", params["space"], params["target"], params["latency_ms"], params["latency_margin"]),
                    lambda: make_target(params["target"], space, params["latency_ms"], params["latency_margin"]))
@@ -191,16 +187,12 @@ def check_search_trial(params: dict, cache: dict) -> None:
     # the feasibility check nas.search makes first, once per (space, device, seed)
     lowest = _once(cache, ("lowest", params["space"], params["target"], params["seed"]),
                    lambda: priced_subspace(SearchGrid.of(space), objective,
-                                           np.random.default_rng(params["seed"]))[1][0])
-    if not np.isfinite(lowest):
-        raise UserError(f"device {target.device!r} prices none of the sampled {space.name!r} archs; "
-                        "profile the space on it first")
-    if lowest > target.limit_ms:
-        raise UserError(f"latency budget {target.limit_ms:g} ms on {target.device} is below the smallest "
-                        f"{space.name!r} subnet's predicted latency; the smallest achievable is {lowest:.2f} ms")
+                                           np.random.default_rng(params["seed"]))[1])
+    check_reachable(space, [target], lowest)
 
 
-@register_trial_kind("search", SearchTrial, check=check_search_trial)
+@register_trial_kind("search", SearchConfig, check=check_search_trial, parse=parse_search_trial,
+                     names=SEARCH_TRIAL_NAMES)
 def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None]) -> dict:
     """One search in ``work_dir`` (its run folder), resumed from its checkpoint when there is one."""
     import os
@@ -208,15 +200,12 @@ def run_search_trial(params: dict, work_dir: Path, report: Callable[[dict], None
     import nas
 
     # (Optuna strategies need no storage: the run folder's checkpoint holds every told trial)
-    sp = dict(params["strategy_params"].get(params["strategy"], {}))
+    per = params["strategy_params"]
+    config = SearchConfig.of(**{**params, "strategy_params": per.get(params["strategy"], {})})
     cwd = os.getcwd()
     os.chdir(work_dir)
     try:
-        res = nas.search(params["space"], params["target"], params["latency_ms"], strategy=params["strategy"],
-                         accuracy=params["accuracy"], budget=params["budget"], seed=params["seed"],
-                         reward=params["reward"], w=params["w"], latency_margin=params["latency_margin"],
-                         top_k=params["top_k"], strategy_params=sp, out=work_dir, resume=True,
-                         callbacks=[report])
+        res = nas.search(config, out=work_dir, resume=True, callbacks=[report])
     finally:
         os.chdir(cwd)
     return summarize_search(res.model_dump())

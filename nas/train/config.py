@@ -6,15 +6,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from search_spaces.errors import UserError
 
+from ..fields import PositiveFloat, PositiveInt
+
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     space: str = "ofa-small"
     data: str = "digits"
     plan: str = "progressive"        # progressive | sandwich | PATH.yaml
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.2
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 0.2
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-5
@@ -29,24 +31,10 @@ class TrainConfig(BaseModel):
     crop_scale: tuple[float, float] = (0.5, 1.0)
     flip: bool = False
     seed: int = 0
-    calib_batches: int = 4            # BatchNorm re-calibration batches before each evaluation
-    eval_every: int = 1               # evaluate largest/smallest every N epochs (and at the end)
+    calib_batches: PositiveInt = 4            # BatchNorm re-calibration batches before each evaluation
+    eval_every: PositiveInt = 1               # evaluate largest/smallest every N epochs (and at the end)
     amp: bool = True                  # mixed precision on CUDA (no effect on CPU)
     device: str = "auto"              # auto | cpu | cuda
-
-    @field_validator("epochs", "batch_size", "calib_batches", "eval_every")
-    @classmethod
-    def _pos(cls, v):
-        if v < 1:
-            raise ValueError(f"must be >= 1, got {v}")
-        return v
-
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v):
-        if not v > 0:
-            raise ValueError(f"must be > 0, got {v}")
-        return v
 
     @field_validator("crop_scale")
     @classmethod

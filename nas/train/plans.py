@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from search_spaces.errors import UserError
 
+from ..fields import NonNegativeInt, PositiveFloat
+
 DIMS = ("kernel", "depth", "expand", "resolution")
 
 
@@ -41,7 +43,7 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    epochs: float = 1.0          # weight; scaled to the run's total epochs
+    epochs: PositiveFloat = 1.0  # weight; scaled to the run's total epochs
     lr: float = 1.0              # multiplier of the run's base learning rate (cosine per phase)
     warmup: bool = False         # linear warm-up at the start of this phase
     kernel: str | None = None
@@ -49,25 +51,12 @@ class Phase(BaseModel):
     expand: str | None = None
     resolution: str | None = None
     sandwich: bool = False       # each step: largest + smallest + n_subnets random (BigNAS)
-    n_subnets: int = 1           # random subnets per step
+    n_subnets: NonNegativeInt = 1  # random subnets per step
     distill: bool = False        # progressive shrinking: soft labels of the frozen largest net
     sort_channels: bool = False  # re-order expanded channels by importance before this phase
 
     _lv = field_validator("kernel", "depth", "expand", "resolution")(classmethod(lambda cls, v: _level(v)))
 
-    @field_validator("epochs")
-    @classmethod
-    def _pos(cls, v):
-        if not v > 0:
-            raise ValueError(f"must be > 0, got {v}")
-        return v
-
-    @field_validator("n_subnets")
-    @classmethod
-    def _n(cls, v):
-        if v < 0:
-            raise ValueError(f"must be >= 0, got {v}")
-        return v
 
 
 class Plan(BaseModel):

@@ -5,13 +5,12 @@ from __future__ import annotations
 from ..base import Arch
 from ..errors import InvalidArchError
 from ..layers import make_divisible
+from .layout import KERNELS, MAX_DEPTH, N_STAGES
 
 # Imported lazily by OFASpace to keep the space module free of format details.
 
 
 def net_config_to_arch(space, cfg: dict, image_size: int) -> Arch:
-    from .space import KERNELS, MAX_DEPTH, N_STAGES
-
     if not isinstance(cfg, dict) or "blocks" not in cfg or "first_conv" not in cfg:
         raise InvalidArchError("net.config: expected Once-for-All's layer list with first_conv and blocks")
     if cfg.get("name", "MobileNetV3") != "MobileNetV3":

@@ -13,7 +13,6 @@ stage's depth do not change the network, so they are canonicalised to kernel 3 /
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
@@ -23,41 +22,15 @@ from torch import nn
 from ..base import Arch, Dim, SearchSpace
 from ..blocks import BlockKey
 from ..errors import InvalidArchError, UserError
-from ..layers import ConvBNAct, MBConv, make_divisible, se_channels
+from ..layers import ConvBNAct, MBConv, make_divisible
 from ..mobile_blocks import Classifier, GlobalPool, down
+from ..mobile_blocks import block_macs_params as mobile_block_macs_params
 from ..registry import register_space
+from .layout import (BASE_WIDTHS, BLOCKS_PER_RESOLUTION, DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_CLASSES,  # noqa: F401
+                     N_SLOTS, N_STAGES, RESOLUTIONS, SEARCH_RESOLUTIONS, STAGE_ACTS, STAGE_SE, STAGE_STRIDES,
+                     Widths, widths_for)
 from .model import LayerSpec, NetSpec, OFAMobileNetV3
 
-N_STAGES, MAX_DEPTH = 5, 4
-N_SLOTS = N_STAGES * MAX_DEPTH
-KERNELS = (3, 5, 7)
-EXPANDS = (3, 4, 6)
-DEPTHS = (2, 3, 4)
-SEARCH_RESOLUTIONS = tuple(range(128, 225, 4))
-# Released nets run at 236 and 260, so any multiple of 4 in a sane range builds and prices.
-RESOLUTIONS = tuple(range(32, 513, 4))
-BLOCKS_PER_RESOLUTION = 2 + N_STAGES * 2 * len(KERNELS) * len(EXPANDS) + 4  # 96, as OFA's tables
-
-# MobileNetV3 stage layout used by Once-for-All (stride, activation, SE per elastic stage).
-STAGE_STRIDES = (2, 2, 2, 1, 2)
-STAGE_ACTS = ("relu", "relu", "h_swish", "h_swish", "h_swish")
-STAGE_SE = (False, True, False, True, True)
-BASE_WIDTHS = {"stem": 16, "first": 16, "stages": (24, 40, 80, 112, 160), "final": 960, "mix": 1280}
-N_CLASSES = 1000
-
-
-@dataclass(frozen=True)
-class Widths:
-    stem: int
-    stages: tuple[int, ...]
-    final_expand: int
-    feature_mix: int
-
-
-def widths_for(mult: float) -> Widths:
-    w = lambda c: make_divisible(c * mult, 8)  # noqa: E731
-    return Widths(w(BASE_WIDTHS["stem"]), tuple(w(c) for c in BASE_WIDTHS["stages"]),
-                  w(BASE_WIDTHS["final"]), w(BASE_WIDTHS["mix"]))
 
 
 class OFASpace(SearchSpace):
@@ -315,22 +288,8 @@ def block_macs_params(key: BlockKey) -> tuple[int, int]:
     if key.op == "Conv":
         ho, wo, c = out
         return ho * wo * 9 * cin * c, 9 * cin * c + 2 * c
-    if key.op == "expanded_conv":
-        ho, wo, cout = out
-        mid, k = key.param("expand"), key.param("kernel")
-        macs, params = 0, 0
-        if mid != cin:  # expand ratio 1 (the first block) has no 1x1 expansion
-            macs += h * w * cin * mid
-            params += cin * mid + 2 * mid
-        macs += ho * wo * mid * k * k
-        params += mid * k * k + 2 * mid
-        if key.param("se"):
-            sq = se_channels(mid)
-            macs += 2 * mid * sq
-            params += 2 * mid * sq + sq + mid
-        macs += ho * wo * mid * cout
-        params += mid * cout + 2 * cout
-        return macs, params
+    if key.op == "expanded_conv":  # the mobile blocks' reading (middle width, the se flag)
+        return mobile_block_macs_params(key)
     if key.op == "Conv_1":
         ho, wo, c = out
         return ho * wo * cin * c, cin * c + 2 * c

@@ -16,7 +16,7 @@ Two regimes keep the hot path as cheap as the static network:
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 from torch import nn
@@ -26,8 +26,10 @@ from ..elastic import ElasticMBConv, MBConvTensors
 from ..errors import UserError
 from ..layers import ConvBNAct, make_divisible
 from .model import OFAMobileNetV3
-from .space import (DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_STAGES, STAGE_ACTS, STAGE_SE,
-                    STAGE_STRIDES, OFASpace)
+from .layout import DEPTHS, EXPANDS, KERNELS, MAX_DEPTH, N_STAGES, STAGE_ACTS, STAGE_SE, STAGE_STRIDES
+
+if TYPE_CHECKING:  # the space hands itself in; this file needs its type only for annotations
+    from .space import OFASpace
 
 CHECKPOINT_FORMAT = "hwnas.ofa-supernet"
 CHECKPOINT_VERSION = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..base import Arch
 from ..errors import InvalidArchError
-from .space import EXPANDS, KERNELS, N_SLOTS, SKIP, STAGE_CELLS, STAGE_STRIDES, ProxylessWidths, slot_layout
+from .layout import EXPANDS, KERNELS, N_SLOTS, SKIP, STAGE_CELLS, STAGE_STRIDES, ProxylessWidths, slot_layout
 
 
 def _int(d: dict, name: str, where: str) -> int:

@@ -14,6 +14,8 @@ search (choices from weight norms) builds on ``SuperkernelMBConv.run``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,7 +24,10 @@ from ..base import Arch
 from ..chain import ChainNet
 from ..layers import ConvBNAct, MBConv
 from ..mobile_blocks import Classifier
-from .space import ACT, FIRST_WIDTH, HEAD, N_CLASSES, OPTIONS, SKIP, STEM, SinglePathSpace, layer_plan
+from .layout import ACT, FIRST_WIDTH, HEAD, N_CLASSES, OPTIONS, SKIP, STEM, layer_plan
+
+if TYPE_CHECKING:  # the space hands itself in; this file needs its type only for annotations
+    from .space import SinglePathSpace
 
 MAX_KERNEL, MAX_EXPAND = 5, 6
 
