@@ -117,7 +117,7 @@ def measure_latency(space: str | SearchSpace, device: str | DeviceProfile, archs
 
 def calibrate_device(device: str, space: str | SearchSpace, n: int = 60, **kw) -> dict:
     """Fit ``device``'s calibration for ``space`` on n random networks measured whole (``nas calibrate``)."""
-    from latency_predictors.calibration import calibrate_device as _calibrate
+    from latency_predictors.calibrate import calibrate_device as _calibrate
 
     return _calibrate(device, space, n=n, **kw)
 

@@ -26,7 +26,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    from latency_predictors.calibration import calibrate_device
+    from latency_predictors.calibrate import calibrate_device
 
     info = calibrate_device(args.device, args.space, n=args.n, seed=args.seed, plan=plan_of(args),
                             resolutions=args.resolutions, out_dir=args.profile_dir, report_dir=args.out,
