@@ -189,3 +189,20 @@ def test_profile_from_another_host_warns(device_dir):
     prof = prof.model_copy(update={"host": prof.host.model_copy(update={"processor": "Some Other CPU", "digest": ""})})
     with pytest.warns(HostMismatchWarning, match="measured on another host"):
         LatencyPredictor(prof, "ofa")
+
+
+def test_profile_ends_with_a_calibration_on_whole_networks(device_dir, nas_cli):
+    """`nas profile` leaves a table that predicts whole networks: its calibration is fitted there and then."""
+    import yaml
+
+    code, out, err = nas_cli("profile", "--device", "tinybox", "--space", "ofa-small", "--calibrate", "6",
+                             "--rounds", "2", "--reps", "2", "--warmup", "1", "--quiet")
+    assert code == 0, err
+    assert "calibrated on 6 whole networks" in out
+    cal = yaml.safe_load((device_dir / "tinybox.yaml").read_text())["tables"]["ofa-small"]["calibration"]
+    assert "6 random ofa-small networks" in cal["note"] and cal["scale"] > 0
+    code, out, err = nas_cli("profile", "--device", "rawbox", "--space", "ofa-small", "--calibrate", "0",
+                             "--rounds", "2", "--reps", "2", "--warmup", "1", "--quiet")
+    assert code == 0 and "calibrated" not in out
+    raw = yaml.safe_load((device_dir / "rawbox.yaml").read_text())["tables"]["ofa-small"].get("calibration")
+    assert raw is None or (raw["scale"] == 1.0 and raw["offset_ms"] == 0.0)
