@@ -21,11 +21,11 @@ COMMON = {
     "image_size": Param(int, 16, 8, 256),
     "width": Param(float, 0.25, 0.0, 4.0, lo_open=True),
     "head": Param(int, 64, 4, 4096),
-    "epochs": Param(int, 5, 1, 10_000),
-    "warmup_epochs": Param(int, 1, 0, 10_000),
+    "epochs": Param(int, 6, 1, 10_000),
+    "warmup_epochs": Param(int, 2, 0, 10_000),
     # warm-up starts with this many epochs on the largest path alone; then every candidate inherits its slice
     "largest_first_epochs": Param(int, 1, 0, 10_000),
-    "finetune_epochs": Param(int, 1, 0, 10_000),
+    "finetune_epochs": Param(int, 4, 0, 10_000),
     "batch_size": Param(int, 64, 2, 4096),
     "steps_per_epoch": Param(int, 0, 0, 10**9),  # 0: one pass over the training split
     "crop_scale": Param(float, 0.9, 0.0, 1.0, lo_open=True),  # random-resized crop keeps this much area or more
@@ -37,7 +37,9 @@ COMMON = {
     "val_fraction": Param(float, 0.3, 0.0, 1.0, lo_open=True),
     "held_out": Param(float, 0.2, 0.0, 1.0, lo_open=True),
     "checkpoint_steps": Param(int, 10, 1, 10**9),
-    "threads": Param(int, 0, 0, 1024),  # torch intra-op threads; 0: torch's default
+    # torch intra-op threads (0: torch's default). One: these small-batch 16 px nets gain little from a
+    # second thread, and on a busy machine two spinning OpenMP threads stalled a DNAS run several-fold
+    "threads": Param(int, 1, 0, 1024),
 }
 
 

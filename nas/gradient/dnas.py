@@ -46,7 +46,7 @@ class DNAS(GradientStrategy):
         "alpha": Param(float, 0.2, 0.0, 1e3, lo_open=True),
         "beta": Param(float, 0.6, 0.0, 1e3, lo_open=True),
         "temperature": Param(float, 5.0, 0.0, 1e3, lo_open=True),
-        "temperature_decay": Param(float, 0.045, 0.0, 10.0),
+        "temperature_decay": Param(float, 0.6, 0.0, 10.0),
     }
 
     def initial_coefficient(self) -> float:
