@@ -101,4 +101,4 @@ class DNAS(GradientStrategy):
         return job.model.net(x, path)
 
     def report(self, job) -> dict:
-        return {"temperature_final": self.tau(job.epoch)}
+        return {"temperature_final": self.tau(min(job.epoch, self.epochs - 1))}  # the last search epoch's
