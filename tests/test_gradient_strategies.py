@@ -127,6 +127,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
 def test_warmup_not_below_epochs_is_refused():
     with pytest.raises(UserError, match="warmup_epochs"):
         nas.get_strategy("dnas", epochs=2, warmup_epochs=2)
+    with pytest.raises(UserError, match="largest_first_epochs"):
+        nas.get_strategy("proxyless", epochs=4, warmup_epochs=1, largest_first_epochs=2)
 
 
 @pytest.mark.parametrize("strategy,space", CASES)
