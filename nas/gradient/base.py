@@ -25,7 +25,7 @@ COMMON = {
     "warmup_epochs": Param(int, 2, 0, 10_000),
     # warm-up starts with this many epochs on the largest path alone; then every candidate inherits its slice
     "largest_first_epochs": Param(int, 1, 0, 10_000),
-    "finetune_epochs": Param(int, 4, 0, 10_000),
+    "finetune_epochs": Param(int, 6, 0, 10_000),
     "batch_size": Param(int, 64, 2, 4096),
     "steps_per_epoch": Param(int, 0, 0, 10**9),  # 0: one pass over the training split
     "crop_scale": Param(float, 0.9, 0.0, 1.0, lo_open=True),  # random-resized crop keeps this much area or more
