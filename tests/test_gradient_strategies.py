@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -126,3 +127,62 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
 def test_warmup_not_below_epochs_is_refused():
     with pytest.raises(UserError, match="warmup_epochs"):
         nas.get_strategy("dnas", epochs=2, warmup_epochs=2)
+    with pytest.raises(UserError, match="largest_first_epochs"):
+        nas.get_strategy("proxyless", epochs=4, warmup_epochs=1, largest_first_epochs=2)
+
+
+@pytest.mark.parametrize("strategy,space", CASES)
+def test_found_net_computes_the_supernet_path_with_its_weights(strategy, space):
+    """The found net (what --export writes) is the chosen path of the supernet, weights included."""
+    from nas.gradient.base import TrainJob
+
+    sp = get_space(space)
+    grid = SearchGrid.of(sp)
+    specs = layer_specs(sp, grid)
+    st = nas.get_strategy(strategy, **{**TINY, "width": 0.25, "image_size": 16})
+    costs = layer_costs(specs, grid, make_target("x86", sp, 100).predictor.predict)
+    job = TrainJob(specs, costs, 100.0, st.params(), 10)
+    torch.manual_seed(0)
+    job.model = st.supernet(job)
+    with torch.no_grad():  # away from the zero-initialised residual scales, so every block matters
+        for m in job.model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.normal_(1.0, 0.3)
+                m.running_mean.normal_(0.0, 0.1)
+    rng = np.random.default_rng(0)
+    choice = np.array([rng.integers(len(s.positions)) for s in specs])
+    if strategy == "single-path":  # a choice the superkernel can take: skip only where the layer has a shortcut
+        choice = np.array([c if s.candidates[c] is not None or s.residual else 0 for s, c in zip(specs, choice)])
+    found = st.found_net(job, choice).eval()
+    job.model.eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        want = st.forward(job, x, st.path(job, choice))
+        got = found(x)
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    n_blocks = sum(c is not None for s, c in zip(specs, [s.candidates[i] for s, i in zip(specs, choice)]))
+    assert sum(not isinstance(b, torch.nn.Identity) for b in found.layers) == n_blocks
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_export_writes_the_found_net_with_inherited_weights(tmp_path):
+    from nas.gradient.found import load_found_net
+
+    params = []
+    for k, v in TINY.items():
+        params += ["--param", f"{k}={v}"]
+    out = tmp_path / "run"
+    r = subprocess.run([NAS, "search", "--space", "proxyless", "--target", "x86", "--latency", "2.2",
+                        "--strategy", "proxyless", "--quiet", "--no-plot", "--out", str(out), "--export", "pt",
+                        *params], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    net, info = load_found_net(out / "best.pt")
+    sup = torch.load(out / "supernet.pt", weights_only=True)["model"]
+    choice = info["choice"]
+    for i, c in enumerate(choice):
+        prefix = f"net.layers.{i}.{c}."
+        for k, v in net.layers[i].state_dict().items():
+            if k.endswith("weight") and "bn" not in k:  # conv weights: BN statistics are recalibrated
+                assert torch.equal(v, sup[prefix + k]), (i, k)
+    assert torch.equal(net.ends.classifier.weight, sup["net.ends.classifier.weight"])
+    assert info["arch"] == json.loads((out / "best_arch.json").read_text())

@@ -77,7 +77,8 @@ def register(sub):
                    help="continue a killed search from its run folder; its settings come from there, so "
                         "give none of --space, --target, --latency, --budget, --seed, ... (a user space "
                         "file must be named again with --space-module, as it runs code)")
-    p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder")
+    p.add_argument("--export", choices=["onnx", "pt"], help="also export the best arch into the run folder "
+                   "(a training strategy: the found net with the weights it inherited)")
     p.add_argument("--verify", action="store_true",
                    help="measure the top-k whole on this host (targets profiled here) and re-rank by it")
     add_recalibrate_arg(p)
@@ -147,7 +148,11 @@ def run(args) -> int:
                                     f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"))
         result = search(config, out=run_dir, **run_args)
     exported = None
-    if args.export and result.best is not None:
+    if args.export and result.best is not None and result.training is not None:
+        from nas.gradient.found import export_found  # the found net with the weights it inherited
+
+        exported = export_found(run_dir / "found_net.pt", run_dir / f"best.{args.export}")["path"]
+    elif args.export and result.best is not None:
         from nas.export import export
 
         exported = export(config.load_space(), result.best.arch, run_dir / f"best.{args.export}")["path"]

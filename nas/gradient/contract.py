@@ -14,7 +14,10 @@ the final projection onto the budget. A strategy supplies only its mathematics:
 - ``weight_step(job, x, y, gen)`` / ``arch_step(job, x, y, gen)``: one optimisation step each
   (``gen``: the torch generator of this step, so runs are deterministic and resume exactly);
 - ``probabilities(job)``: (n_layers, n_positions) numpy choice probabilities, for the projection;
-- ``path(job, choice)``: what ``forward`` needs to run one arch (held-out evaluation, fine-tuning).
+- ``path(job, choice)``: what ``forward`` needs to run one arch (fine-tuning, the largest-path warm-up);
+- ``inherit(job, largest)``: after the largest-path warm-up, start every candidate from its slice;
+- ``found_net(job, choice)``: the chosen arch as a plain ``FoundNet`` with the weights it inherits
+  (held-out accuracy, ``found_net.pt``, ``--export``).
 
 All per-run objects live on the ``TrainJob`` the runner passes in; nothing per run is kept on
 the strategy, so one instance serves any number of searches.
@@ -48,3 +51,7 @@ class TrainingStrategy(Protocol):
     def probabilities(self, job) -> np.ndarray: ...
 
     def path(self, job, choice: np.ndarray): ...
+
+    def inherit(self, job, largest: np.ndarray) -> None: ...
+
+    def found_net(self, job, choice: np.ndarray) -> torch.nn.Module: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -29,8 +28,9 @@ from ..results import ArchScore, SearchResult, TargetInfo, versions
 from ..run import SearchGrid
 from ..train.checkpoint import load_training_state, save_training_state
 from .base import TrainJob
+from .found import found_bytes
 from .pricing import argmax_choice, arch_row, bounds_ms, expected_ms, layer_costs, project
-from .supernet import layer_specs
+from .supernet import largest_choice, layer_specs
 
 CHECKPOINT = "checkpoint.pt"
 SUPERNET = "supernet.pt"
@@ -119,14 +119,13 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
     if min(len(w_idx), len(a_idx), len(held_idx)) < 2:
         raise UserError(f"data {p['data']!r} has too few images ({len(ds)}) for a train / validation / held-out split")
     mean, std = ds.subset(train_idx).mean_std()
-    tf = BatchTransform(mean, std, scale=(0.7, 1.0))
+    tf = BatchTransform(mean, std, scale=(p["crop_scale"], 1.0))
     res, bs = p["image_size"], p["batch_size"]
 
     job = TrainJob(specs, costs, target.limit_ms, p, ds.n_classes)
     torch.manual_seed(seed)  # the supernet's initial weights
     job.model = strategy.supernet(job)
-    job.w_opt = torch.optim.SGD(strategy.weight_parameters(job.model), lr=p["lr"], momentum=0.9, nesterov=True,
-                                weight_decay=4e-5)
+    job.w_opt = weight_optimizer(strategy.weight_parameters(job.model), p["optimizer"], p["lr"])
     job.a_opt = torch.optim.Adam(strategy.arch_parameters(job.model), lr=p["arch_lr"], betas=(0.5, 0.999))
     job.coefficient = float(strategy.initial_coefficient())
 
@@ -154,6 +153,7 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
                              "choice": None if choice is None else [int(c) for c in choice],
                              "elapsed_s": elapsed_before + time.perf_counter() - t0, "finished": finished}, ckpt)
 
+    largest = largest_choice(specs)
     cbs = list(callbacks) + ([TrainProgress()] if progress else [])
     e_lat = expected_ms(costs, strategy.probabilities(job))
     losses: list[float] = []
@@ -168,12 +168,17 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
             g["lr"] = lr
         perm = torch.randperm(len(w_idx), generator=_gen(seed, 1, epoch)).numpy()
         a_perm = torch.randperm(len(a_idx), generator=_gen(seed, 2, epoch)).numpy()
+        first = epoch < p["largest_first_epochs"]
+        if epoch == p["largest_first_epochs"] > 0 and step == 0:
+            strategy.inherit(job, largest)  # at a fixed point of the schedule, so a resumed run does it too
         job.model.train()
         while step < steps:
             gen = _gen(seed, 3, epoch, step)
             idx = w_idx[perm[step * bs:(step + 1) * bs]]
             x, y = tf.train(ds.images[idx], res, gen), ds.labels[idx]
-            if choice is None:
+            if first:
+                loss = _path_step(strategy, job, x, y, largest)
+            elif choice is None:
                 loss = strategy.weight_step(job, x, y, gen)
                 if searching:
                     k = step % a_batches
@@ -185,14 +190,15 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
                     job.coefficient = float(np.clip(job.coefficient * math.exp(
                         p["dual_rate"] * (e_lat / target.limit_ms - 1.0)), *COEFFICIENT_RANGE))
             else:
-                loss = _finetune_step(strategy, job, x, y, choice)
+                loss = _path_step(strategy, job, x, y, choice)
             losses.append(float(loss))
             step += 1
             done = epoch * steps + step
             if step % p["checkpoint_steps"] == 0 and step < steps:
                 save()
             info = {"epoch": epoch, "epochs": n_total, "steps_done": done, "steps_total": n_total * steps,
-                    "phase": "fine-tune" if choice is not None else ("search" if searching else "warm-up"),
+                    "phase": "fine-tune" if choice is not None else ("search" if searching else
+                                                                     "warm-up, largest path" if first else "warm-up"),
                     "expected_latency_ms": float(e_lat), "limit_ms": target.limit_ms,
                     "coefficient": job.coefficient, "coefficient_name": strategy.coefficient_name,
                     "loss": float(loss), "finished": False}
@@ -207,7 +213,8 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
         choice = _final_choice(costs, strategy.probabilities(job), target.limit_ms, p["fill"])
 
     P = strategy.probabilities(job)
-    top1 = _held_out_accuracy(strategy, job, ds, tf, w_idx, held_idx, choice, res, bs)
+    found = strategy.found_net(job, choice)
+    top1 = _held_out_accuracy(found, ds, tf, w_idx, held_idx, res, bs)
     row = arch_row(costs, specs, choice)
     lat_ms = float(np.asarray(target.predictor.predict(row[None, :])).reshape(-1)[0])
     am = argmax_choice(costs, P)
@@ -261,11 +268,20 @@ def _train_search(space, target, strategy, config, *, seed, out, resume, progres
         versions=versions(), wall_time_s=wall_s, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         training=training)
     if run_dir is not None:
-        _write_nets(run_dir, strategy, job, arch, choice)
+        _write_nets(run_dir, strategy, job, found, arch, choice)
         save(finished=True)
         result.write(run_dir / "result.json")
         atomic_write_json(run_dir / "best_arch.json", arch)
     return result
+
+
+def weight_optimizer(params, kind: str, lr: float) -> torch.optim.Optimizer:
+    """The weights' optimiser. Adam by default: a DNAS mixture scales each candidate's gradient by
+    its mixture weight (about 1/9 on fbnet) and ProxylessNAS updates a candidate only when its
+    path is sampled; Adam's per-parameter step size does not shrink with either, plain SGD's does."""
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=4e-5)
 
 
 def _final_choice(costs, P, limit_ms, fill) -> np.ndarray:
@@ -275,7 +291,7 @@ def _final_choice(costs, P, limit_ms, fill) -> np.ndarray:
     return choice
 
 
-def _finetune_step(strategy, job, x, y, choice) -> float:
+def _path_step(strategy, job, x, y, choice) -> float:
     job.w_opt.zero_grad(set_to_none=True)
     loss = F.cross_entropy(strategy.forward(job, x, strategy.path(job, choice)), y)
     loss.backward()
@@ -284,41 +300,34 @@ def _finetune_step(strategy, job, x, y, choice) -> float:
 
 
 @torch.no_grad()
-def _held_out_accuracy(strategy, job, ds, tf, w_idx, held_idx, choice, res, bs) -> float:
-    """Top-1 of the chosen path on the held-out split, after recalibrating BatchNorm on training images."""
-    model, path = job.model, strategy.path(job, choice)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+def _held_out_accuracy(found, ds, tf, w_idx, held_idx, res, bs) -> float:
+    """Top-1 of the found net on the held-out split, after recalibrating its BatchNorm on training images.
+
+    The supernet's running statistics mix every path it trained; the found net's own are re-estimated
+    (a cumulative average over one pass of the weight split), and the net is kept with them.
+    """
+    bns = [m for m in found.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in bns:
         m.reset_running_stats()
-        m.momentum = None  # cumulative average over the recalibration batches
-    model.train()
+        m.momentum = None
+    found.train()
     for i in range(0, len(w_idx), bs):
-        strategy.forward(job, tf.eval(ds.images[w_idx[i:i + bs]], res), path)
-    model.eval()
+        found(tf.eval(ds.images[w_idx[i:i + bs]], res))
+    for m in bns:
+        m.momentum = 0.1
+    found.eval()
     correct = 0
     for i in range(0, len(held_idx), bs):
         idx = held_idx[i:i + bs]
-        correct += int((strategy.forward(job, tf.eval(ds.images[idx], res), path).argmax(1) == ds.labels[idx]).sum())
-    for m in bns:
-        m.momentum = 0.1
-    model.load_state_dict(state)  # the checkpointed supernet keeps its training statistics
+        correct += int((found(tf.eval(ds.images[idx], res)).argmax(1) == ds.labels[idx]).sum())
     return correct / len(held_idx)
 
 
-def _write_nets(run_dir: Path, strategy, job, arch, choice) -> None:
-    """The trained supernet (weights and architecture parameters) and the found path's inherited weights."""
-    sd = job.model.state_dict()
+def _write_nets(run_dir: Path, strategy, job, found, arch, choice) -> None:
+    """The trained supernet (weights and architecture parameters) and the found net with its inherited weights."""
     buf = io.BytesIO()
     torch.save({"format": "hwnas.gradient-supernet", "strategy": strategy.name, "params": strategy.params(),
-                "model": sd}, buf)
+                "model": job.model.state_dict()}, buf)
     atomic_write_bytes(run_dir / SUPERNET, buf.getvalue())
-    found = {}
-    for k, v in sd.items():
-        m = re.match(r"^net\.layers\.(\d+)\.(\d+)\.", k)  # a candidate module: keep the chosen one
-        if m is None and k.startswith("net.") or m is not None and int(choice[int(m.group(1))]) == int(m.group(2)):
-            found[k] = v
-    buf = io.BytesIO()
-    torch.save({"format": "hwnas.gradient-found-net", "arch": arch, "choice": [int(c) for c in choice],
-                "strategy": strategy.name, "params": strategy.params(), "state_dict": found}, buf)
-    atomic_write_bytes(run_dir / FOUND_NET, buf.getvalue())
+    atomic_write_bytes(run_dir / FOUND_NET, found_bytes(found, {
+        "arch": arch, "choice": [int(c) for c in choice], "strategy": strategy.name, "params": strategy.params()}))

@@ -21,6 +21,7 @@ from search_spaces.errors import UserError
 from ..strategies.base import Param
 from ..strategies.registry import register_strategy
 from .base import GradientStrategy
+from .found import FoundLayer, FoundNet, assemble
 from .supernet import Candidate, SuperkernelSupernet
 
 ALLOWED = {Candidate(3, 3), Candidate(3, 6), Candidate(5, 3), Candidate(5, 6), None}
@@ -82,6 +83,22 @@ class SinglePathNAS(GradientStrategy):
     def supernet(self, job):
         net = SuperkernelSupernet(job.specs, job.n_classes, self.image_size, self.width, head=self.head)
         return _SinglePathNet(net, *_fixed_decisions(job.specs))
+
+    def found_net(self, job, choice) -> FoundNet:
+        """Each layer's static block cut out of its superkernel (centre kernel, leading channels)."""
+        layers, states = [], []
+        for layer, (g5, g6, g3) in zip(job.model.net.layers, self.path(job, choice).tolist()):
+            if g3 == 0:
+                layers.append(None)
+                states.append({})
+                continue
+            mid, kernel = layer.cin * (6 if g6 else 3), 5 if g5 else 3
+            layers.append(FoundLayer(layer.cin, layer.cout, mid, kernel, layer.stride, layer.residual))
+            states.append(layer.subnet_state_dict(mid, kernel))
+        return assemble(job, layers, states)
+
+    def inherit(self, job, largest) -> None:
+        return None  # the superkernel's choices already share the largest's weights
 
     def weight_parameters(self, model):
         return model.net.parameters()

@@ -111,16 +111,76 @@ def _block(spec: LayerSpec, cand: Candidate | None, size: int, width: float, act
     if cand is None:
         return nn.Identity()
     cin, cout = reduced(spec.cin, width), reduced(spec.cout, width)
-    mid = cin * cand.expand
-    so = down(size, spec.stride)
-    params = (("expand", mid), ("kernel", cand.kernel), ("stride", spec.stride), ("idskip", int(spec.residual)),
-              ("se", 0), ("hs", 0)) + ((("groups", cand.groups),) if cand.groups > 1 else ())
+    return mbconv(cin, cout, cin * cand.expand, cand.kernel, spec.stride, spec.residual, cand.groups, size, act)
+
+
+def mbconv(cin: int, cout: int, mid: int, kernel: int, stride: int, residual: bool, groups: int, size: int,
+           act: str = "relu") -> nn.Module:
+    """The space's own inverted bottleneck block at the given (reduced) channel counts."""
+    so = down(size, stride)
+    params = (("expand", mid), ("kernel", kernel), ("stride", stride), ("idskip", int(residual)),
+              ("se", 0), ("hs", 0)) + ((("groups", groups),) if groups > 1 else ())
     key = BlockKey("expanded_conv", (size, size, cin), (so, so, cout), params)
     assert middle_channels(key) == mid
     return build_block(key, act)[0]
 
 
-class _Ends(nn.Module):
+def zero_init_residuals(model: nn.Module) -> None:
+    """Zero the last BatchNorm's scale in every residual block, so each starts as the identity.
+
+    A 22-layer narrow net trained for a few hundred steps learns far faster this way (BigNAS does
+    the same): on digits, one fixed path of the reduced proxyless supernet reached 78 % held-out
+    top-1 after 100 steps with it and 54 % without.
+    """
+    for m in model.modules():
+        if getattr(m, "residual", False) and isinstance(getattr(m, "project", None), ConvBNAct):
+            nn.init.zeros_(m.project.bn.weight)
+
+
+def largest_choice(specs: list[LayerSpec]) -> np.ndarray:
+    """Per layer, the position of its largest candidate: most expanded channels, then kernel, ungrouped first."""
+    def size(c: Candidate | None) -> tuple:
+        return (-1, -1, 0) if c is None else (c.expand, c.kernel, -c.groups)
+    return np.array([max(range(len(s.candidates)), key=lambda i: size(s.candidates[i])) for s in specs], np.int64)
+
+
+@torch.no_grad()
+def inherit_largest(net: "CandidateSupernet", choice: np.ndarray) -> None:
+    """Every candidate takes its slice of the (trained) largest candidate of its layer.
+
+    The leading channels of each conv and BatchNorm, and the centre of each depthwise kernel, as
+    in a superkernel. Independently initialised candidates of the layers without a shortcut
+    (stride 2, new width) give the next layers unrelated features at every path switch; on digits
+    a random-path supernet stayed at chance (loss 2.3) for 400 steps from independent initial
+    weights, and learned within 100 steps once the candidates started from trained slices.
+    """
+    for ops, j in zip(net.layers, choice):
+        ref = ops[int(j)]
+        for i, m in enumerate(ops):
+            if i == int(j) or isinstance(m, nn.Identity):
+                continue
+            for name in ("expand", "depthwise", "project"):
+                a, b = getattr(m, name, None), getattr(ref, name, None)
+                if a is None or b is None:
+                    continue
+                _copy_slice(a.conv.weight, b.conv.weight)
+                for t in ("weight", "bias", "running_mean", "running_var"):
+                    _copy_slice(getattr(a.bn, t), getattr(b.bn, t))
+
+
+def _copy_slice(dst: torch.Tensor, src: torch.Tensor) -> None:
+    if dst.dim() == 4:  # a conv weight: its kernel is the centre of the larger one
+        k, big = dst.shape[-1], src.shape[-1]
+        if k > big:
+            return
+        o = (big - k) // 2
+        src = src[..., o:o + k, o:o + k]
+    if dst.dim() != src.dim() or any(d > s for d, s in zip(dst.shape, src.shape)):
+        return
+    dst.copy_(src[tuple(slice(0, d) for d in dst.shape)])
+
+
+class Ends(nn.Module):
     """Stem (3x3, stride 2) into the first layer's width; head: 1x1 conv, pool, classifier."""
 
     def __init__(self, cin: int, cout: int, head: int, n_classes: int, act: str):
@@ -145,13 +205,14 @@ class CandidateSupernet(nn.Module):
                  act: str = "relu", head: int = 128):
         super().__init__()
         self.specs = specs
-        self.ends = _Ends(reduced(specs[0].cin, width), reduced(specs[-1].cout, width), head, n_classes, act)
+        self.ends = Ends(reduced(specs[0].cin, width), reduced(specs[-1].cout, width), head, n_classes, act)
         size = down(image_size, 2)
         layers = []
         for s in specs:
             layers.append(nn.ModuleList(_block(s, c, size, width, act) for c in s.candidates))
             size = down(size, s.stride)
         self.layers = nn.ModuleList(layers)
+        zero_init_residuals(self)
 
     def forward(self, x: torch.Tensor, mix) -> torch.Tensor:
         x = self.ends.stem(x)
@@ -178,11 +239,12 @@ class SuperkernelSupernet(nn.Module):
         from search_spaces.single_path.supernet import SuperkernelMBConv
 
         self.specs = specs
-        self.ends = _Ends(reduced(specs[0].cin, width), reduced(specs[-1].cout, width), head, n_classes, act)
+        self.ends = Ends(reduced(specs[0].cin, width), reduced(specs[-1].cout, width), head, n_classes, act)
         self.layers = nn.ModuleList()
         for s in specs:
             cin, cout = reduced(s.cin, width), reduced(s.cout, width)
             self.layers.append(SuperkernelMBConv(cin, cout, s.stride, s.residual, act))
+        zero_init_residuals(self)
         self._act = nn.ReLU() if act == "relu" else nn.ReLU6()
 
     def ring_and_halves(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
