@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from search_spaces import get_space
 from search_spaces.errors import UserError
 
-from .accuracy.supernet import HeldOutData, load_trained_supernet, measure_supernet
+from .accuracy.supernet import HeldOutData, SubnetMeter, load_trained_supernet, measure_supernet
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 
@@ -63,12 +63,12 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
         for d in devices:
             pred = latency_predictor(sp, d)
             lat[pred.profile.name] = np.asarray(pred.predict(X), dtype=float)
-    net = ts.net
+    meter = SubnetMeter(ts.net, hd)
     acc = np.empty(len(archs))
     t0 = time.perf_counter()
     last = t0
     for s in range(0, len(archs), 10):
-        acc[s:s + 10] = measure_supernet(net, hd, archs[s:s + 10])
+        acc[s:s + 10] = meter.measure(archs[s:s + 10])
         now = time.perf_counter()
         if progress and (now - last > 10 or s + 10 >= len(archs)):
             done = min(s + 10, len(archs))
