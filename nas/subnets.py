@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from search_spaces import get_space
 from search_spaces.errors import UserError
 
-from .accuracy.supernet import HeldOutData, SubnetMeter, load_trained_supernet, measure_supernet
+from .accuracy.supernet import HeldOutData, SubnetMeter, default_workers, load_trained_supernet, measure_supernet
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 
@@ -36,12 +36,14 @@ def _refuse_existing(path: Path) -> None:
 
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
                  seed: int = 0, space: str | None = None, progress: bool = True,
-                 calib_images: int | None = None) -> dict:
+                 calib_images: int | None = None, workers: int | None = None) -> dict:
     """Measure ``n`` distinct random subnets; write the CSV ``out``; return a summary."""
     out = Path(out)
     _refuse_existing(out)
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     ts = load_trained_supernet(ckpt, space)
     if calib_images is not None:
         ts.calib_images = calib_images
@@ -63,19 +65,21 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
         for d in devices:
             pred = latency_predictor(sp, d)
             lat[pred.profile.name] = np.asarray(pred.predict(X), dtype=float)
-    meter = SubnetMeter(ts.net, hd)
+    meter = SubnetMeter(ts.net, hd, workers=default_workers() if workers is None else workers)
     acc = np.empty(len(archs))
     t0 = time.perf_counter()
     last = t0
-    for s in range(0, len(archs), 10):
-        acc[s:s + 10] = meter.measure(archs[s:s + 10])
+    step = 10 * meter.workers
+    for s in range(0, len(archs), step):
+        acc[s:s + step] = meter.measure(archs[s:s + step])
         now = time.perf_counter()
-        if progress and (now - last > 10 or s + 10 >= len(archs)):
-            done = min(s + 10, len(archs))
+        if progress and (now - last > 10 or s + step >= len(archs)):
+            done = min(s + step, len(archs))
             rate = done / (now - t0)
             print(f"eval-subnets: {done}/{len(archs)} measured, {rate:.1f} evaluations/s, "
                   f"ETA {(len(archs) - done) / rate:.0f} s", file=sys.stderr)
             last = now
+    meter.close()
     wall = time.perf_counter() - t0
     macs, params = np.asarray(sp.macs(X)), np.asarray(sp.params(X))
     buf = io.StringIO()

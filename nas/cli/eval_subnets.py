@@ -21,6 +21,8 @@ def register(sub):
     p.add_argument("--calib", type=int, help="BatchNorm calibration images per arch (default: the training run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--workers", type=int, help="processes measuring archs in parallel, one torch thread each "
+                                               "(default: the CPUs available)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -32,5 +34,6 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     print_json(eval_subnets(args.ckpt, args.data, args.n, args.out, devices=args.target, seed=args.seed,
-                            space=args.space, progress=not args.quiet, calib_images=args.calib))
+                            space=args.space, progress=not args.quiet, calib_images=args.calib,
+                            workers=args.workers))
     return 0
