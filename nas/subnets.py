@@ -36,11 +36,13 @@ def _refuse_existing(path: Path) -> None:
 
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
                  seed: int = 0, space: str | None = None, progress: bool = True,
-                 calib_images: int | None = None, workers: int | None = None) -> dict:
-    """Measure ``n`` distinct random subnets; write the CSV ``out``; return a summary."""
+                 calib_images: int | None = None, workers: int | None = None,
+                 archs_from: Sequence[str | Path] = ()) -> dict:
+    """Measure ``n`` distinct random subnets (or the archs of ``archs_from``: search run folders,
+    result.json or arch files); write the CSV ``out``; return a summary."""
     out = Path(out)
     _refuse_existing(out)
-    if n < 1:
+    if n < 1 and not archs_from:
         raise UserError(f"--n must be >= 1, got {n}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
@@ -49,14 +51,17 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
         ts.calib_images = calib_images
     sp = get_space(space or ts.net.space.name)
     hd = HeldOutData(data or ts.data or "digits", ts)
-    rng = np.random.default_rng(seed)
-    X = np.unique(sp.canonical(sp.sample_encoded(rng, n)), axis=0)
-    while len(X) < n:  # tiny spaces / collisions: draw more until n distinct (or the space is exhausted)
-        more = np.unique(np.concatenate([X, sp.canonical(sp.sample_encoded(rng, n))]), axis=0)
-        if len(more) == len(X):
-            break
-        X = more
-    X = X[rng.permutation(len(X))[:n]]
+    if archs_from:
+        X = sp.encode([sp.validate(read_found_arch(a)[0]) for a in archs_from])
+    else:
+        rng = np.random.default_rng(seed)
+        X = np.unique(sp.canonical(sp.sample_encoded(rng, n)), axis=0)
+        while len(X) < n:  # tiny spaces / collisions: draw more until n distinct (or the space is exhausted)
+            more = np.unique(np.concatenate([X, sp.canonical(sp.sample_encoded(rng, n))]), axis=0)
+            if len(more) == len(X):
+                break
+            X = more
+        X = X[rng.permutation(len(X))[:n]]
     archs = sp.decode(X)
     lat = {}
     if devices:

@@ -220,17 +220,20 @@ class ElasticMBConv(nn.Module):
         """The layer's output with the given active tensors (the ops of ``MBConv.forward``)."""
         if isinstance(t, FoldedMBConv):
             return self._run_folded(x, t)
+        inplace = not torch.is_grad_enabled()  # e.g. BatchNorm re-calibration: no graph to keep
         act = self._act_fn
         y = x
         if t.expand is not None:
-            y = act(self._bn(F.conv2d(y, t.expand), t.expand_bn, self.expand.bn))
-        y = act(self._bn(self._depthwise(y, t.depthwise, None), t.depthwise_bn, self.depthwise.bn))
+            y = act(self._bn(F.conv2d(y, t.expand), t.expand_bn, self.expand.bn), inplace=inplace)
+        y = act(self._bn(self._depthwise(y, t.depthwise, None), t.depthwise_bn, self.depthwise.bn), inplace=inplace)
         if t.se is not None:
             rw, rb, ew, eb = t.se
-            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), rw, rb))
-            y = y * F.hardsigmoid(F.conv2d(s, ew, eb))
+            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), rw, rb), inplace=inplace)
+            y = y * F.hardsigmoid(F.conv2d(s, ew, eb), inplace=inplace)
         y = self._bn(F.conv2d(y, t.project), t.project_bn, self.project.bn)
-        return x + y if self.residual else y
+        if not self.residual:
+            return y
+        return y.add_(x) if inplace else x + y
 
     def _run_folded(self, x: torch.Tensor, t: "FoldedMBConv") -> torch.Tensor:
         # Activations in place where no autograd graph needs their inputs (the usual inference).
