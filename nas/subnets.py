@@ -178,7 +178,7 @@ def finetune(source: str | Path, ckpt: str, data: str | None, out: str | Path, e
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
         acc = _top1(model, held, hd.held_labels)
         history.append({"epoch": e + 1, "train_loss": loss_sum / steps, "held_out_top1": acc})
         if progress:

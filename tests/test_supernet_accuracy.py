@@ -109,6 +109,15 @@ def test_eval_subnets_then_fit_predictor_then_search_on_it(small, tmp_path, nas_
                              "--target", "pixel", "--latency", "5ms", "--budget", "50", "--out", tmp_path / "s",
                              "--no-plot", "--quiet")
     assert code == 0, err
+    # the search's pick, measured with the supernet (the predictor-vs-direct comparison)
+    code, out, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--arch", tmp_path / "s",
+                             "--out", tmp_path / "found.csv", "--quiet", "--workers", "1")
+    assert code == 0, err
+    found = list(csv.DictReader((tmp_path / "found.csv").open()))
+    best = json.loads((tmp_path / "s" / "result.json").read_text())["best"]["arch"]
+    sp = get_space("ofa-small")
+    assert len(found) == 1
+    assert (sp.canonical(sp.encode([json.loads(found[0]["arch"])])) == sp.canonical(sp.encode([best]))).all()
     code, _, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "3", "--out", pairs)
     _one_line_exit2(code, err)  # never writes over earlier results
 
