@@ -37,9 +37,11 @@ def _refuse_existing(path: Path) -> None:
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
                  seed: int = 0, space: str | None = None, progress: bool = True,
                  calib_images: int | None = None, workers: int | None = None,
-                 archs_from: Sequence[str | Path] = ()) -> dict:
+                 archs_from: Sequence[str | Path] = (), top: int = 1) -> dict:
     """Measure ``n`` distinct random subnets (or the archs of ``archs_from``: search run folders,
-    result.json or arch files); write the CSV ``out``; return a summary."""
+    result.json -- their ``top`` best -- or arch files); write the CSV ``out``; return a summary."""
+    if top < 1:
+        raise UserError(f"--top must be >= 1, got {top}")
     out = Path(out)
     _refuse_existing(out)
     if n < 1 and not archs_from:
@@ -52,7 +54,7 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
     sp = get_space(space or ts.net.space.name)
     hd = HeldOutData(data or ts.data or "digits", ts)
     if archs_from:
-        X = sp.encode([sp.validate(read_found_arch(a)[0]) for a in archs_from])
+        X = sp.encode([sp.validate(a) for src in archs_from for a in read_found_archs(src, top)])
     else:
         rng = np.random.default_rng(seed)
         X = np.unique(sp.canonical(sp.sample_encoded(rng, n)), axis=0)
@@ -102,6 +104,18 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
             "top1_mean": float(acc.mean()), "top1_min": float(acc.min()), "top1_max": float(acc.max()),
             "spearman_macs_top1": rho, "devices": list(lat), "wall_s": wall,
             "evaluations_per_s": len(archs) / wall if wall > 0 else None}
+
+
+def read_found_archs(source: str | Path, top: int = 1) -> list[dict]:
+    """The ``top`` best archs of a search run folder or result.json (its ranked ``top_k``), or
+    the arch of an arch JSON."""
+    arch, found = read_found_arch(source)
+    if top <= 1 or not found:
+        return [arch]
+    p = Path(source)
+    doc = read_json(p / "result.json" if p.is_dir() else p, "search result")
+    ranked = [e["arch"] for e in doc.get("top_k") or [] if isinstance(e, dict) and "arch" in e]
+    return ranked[:top] or [arch]
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ def register(sub):
     p.add_argument("--arch", action="append", default=[], metavar="RUN|FILE",
                    help="measure this arch instead of random ones: a search run folder, its result.json or "
                         "an arch JSON (repeatable)")
+    p.add_argument("--top", type=int, default=1,
+                   help="with --arch RUN: measure the run's K best archs (its top_k), not only the best")
     p.add_argument("--out", required=True, help="CSV to write (must not exist)")
     p.add_argument("--target", action="append", default=[], help="device to price each arch on (repeatable)")
     p.add_argument("--space", help="space name the checkpoint must belong to (default: the checkpoint's)")
@@ -39,5 +41,5 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     print_json(eval_subnets(args.ckpt, args.data, args.n, args.out, devices=args.target, seed=args.seed,
                             space=args.space, progress=not args.quiet, calib_images=args.calib,
-                            workers=args.workers, archs_from=args.arch))
+                            workers=args.workers, archs_from=args.arch, top=args.top))
     return 0
