@@ -37,7 +37,7 @@ def _refuse_existing(path: Path) -> None:
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
                  seed: int = 0, space: str | None = None, progress: bool = True,
                  calib_images: int | None = None, workers: int | None = None,
-                 archs_from: Sequence[str | Path] = (), top: int = 1) -> dict:
+                 archs_from: Sequence[str | Path] = (), top: int = 1, threads: int = 1) -> dict:
     """Measure ``n`` distinct random subnets (or the archs of ``archs_from``: search run folders,
     result.json -- their ``top`` best -- or arch files); write the CSV ``out``; return a summary."""
     if top < 1:
@@ -72,7 +72,7 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
         for d in devices:
             pred = latency_predictor(sp, d)
             lat[pred.profile.name] = np.asarray(pred.predict(X), dtype=float)
-    meter = SubnetMeter(ts.net, hd, workers=default_workers() if workers is None else workers)
+    meter = SubnetMeter(ts.net, hd, workers=default_workers() if workers is None else workers, threads=threads)
     acc = np.empty(len(archs))
     t0 = time.perf_counter()
     last = t0

@@ -194,19 +194,21 @@ class SubnetMeter:
     1x1 convolutions of these small feature maps are several times faster in that layout.
     The classifier's dropout runs in the calibration pass but comes after the last BatchNorm.
 
-    ``workers`` > 1 measures batches of archs in that many forked processes of one torch thread
-    each (archs are independent; on a shared or small machine this scales where torch's own
-    threads, which wait for each other after every small op, do not). The workers measure
+    ``workers`` > 1 measures batches of archs in that many forked processes of ``threads`` torch
+    threads each (default 1, also when measuring in this process: archs are independent, and on
+    a shared or small machine processes scale where torch's own threads, which wait for each
+    other after every small op, do not -- two threads under load ran 7x slower than one). The workers measure
     copies of the supernet: the caller's supernet is then not left calibrated for the last arch.
     """
 
     def __init__(self, net, data: HeldOutData, eval_batch: int = 1024, shared_cache_mb: float = 512.0,
-                 workers: int = 1):
+                 workers: int = 1, threads: int = 1):
         self.net = net.to(memory_format=torch.channels_last)
         self.data = data
         self.eval_batch = eval_batch
         self.cache_bytes = int(shared_cache_mb * 2 ** 20)
         self.workers = max(1, int(workers))
+        self.threads = max(1, int(threads))  # torch threads of each measuring process
         self._shared: dict[int, tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = {}
         self._stem_bns = _batchnorms(torch.nn.ModuleList([net.stem, net.blocks[0]]))
         self._pool = None
@@ -273,8 +275,13 @@ class SubnetMeter:
 
     def _measure_here(self, archs: Sequence[dict]) -> np.ndarray:
         labels = self.data.held_labels
-        return np.array([float((self.held_out_logits(a).argmax(1) == labels).sum()) / max(1, len(labels))
-                         for a in archs])
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # as in the workers: see the class doc
+        try:
+            return np.array([float((self.held_out_logits(a).argmax(1) == labels).sum()) / max(1, len(labels))
+                             for a in archs])
+        finally:
+            torch.set_num_threads(before)
 
     @torch.no_grad()
     def held_out_logits(self, arch: dict) -> torch.Tensor:
@@ -306,7 +313,7 @@ _FORKED_METER: SubnetMeter | None = None
 
 
 def _worker_init() -> None:
-    torch.set_num_threads(1)
+    torch.set_num_threads(_FORKED_METER.threads)
 
 
 def _worker_measure(archs: list[dict]) -> np.ndarray:

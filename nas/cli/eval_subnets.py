@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from search_spaces.errors import UserError
+
 from . import add_command, print_json
 
 
@@ -26,7 +28,7 @@ def register(sub):
     p.add_argument("--space", help="space name the checkpoint must belong to (default: the checkpoint's)")
     p.add_argument("--calib", type=int, help="BatchNorm calibration images per arch (default: the training run's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each measuring process (default 1)")
     p.add_argument("--workers", type=int, help="processes measuring archs in parallel, one torch thread each "
                                                "(default: the CPUs available)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -35,11 +37,10 @@ def register(sub):
 def run(args) -> int:
     from nas.subnets import eval_subnets
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     print_json(eval_subnets(args.ckpt, args.data, args.n, args.out, devices=args.target, seed=args.seed,
                             space=args.space, progress=not args.quiet, calib_images=args.calib,
-                            workers=args.workers, archs_from=args.arch, top=args.top))
+                            workers=args.workers, archs_from=args.arch, top=args.top,
+                            threads=args.threads))
     return 0
