@@ -221,7 +221,11 @@ class SubnetMeter:
         """
         if self.workers == 1 or len(archs) < 2:
             return self._measure_here(archs)
-        pool = self._get_pool()
+        try:
+            pool = self._get_pool()
+        except (AssertionError, OSError):  # e.g. inside a daemonic process, which may not fork children
+            self.workers = 1
+            return self._measure_here(archs)
         parts = [list(p) for p in np.array_split(np.arange(len(archs)), min(len(archs), 2 * self.workers))]
         results = pool.map(_worker_measure, [[archs[i] for i in p] for p in parts], chunksize=1)
         out = np.empty(len(archs))
@@ -323,7 +327,7 @@ def _worker_measure(archs: list[dict]) -> np.ndarray:
 def default_workers() -> int:
     """Worker processes for measuring: the CPUs this process may run on (``HWNAS_MEASURE_WORKERS``
     overrides), and 1 where processes cannot be forked."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return 1
     env = os.environ.get("HWNAS_MEASURE_WORKERS")
     if env:
