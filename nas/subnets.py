@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from search_spaces import get_space
 from search_spaces.errors import UserError
 
-from .accuracy.supernet import HeldOutData, load_trained_supernet, measure_supernet
+from .accuracy.supernet import HeldOutData, SubnetMeter, default_workers, load_trained_supernet, measure_supernet
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 
@@ -36,25 +36,34 @@ def _refuse_existing(path: Path) -> None:
 
 def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: Sequence[str] = (),
                  seed: int = 0, space: str | None = None, progress: bool = True,
-                 calib_images: int | None = None) -> dict:
-    """Measure ``n`` distinct random subnets; write the CSV ``out``; return a summary."""
+                 calib_images: int | None = None, workers: int | None = None,
+                 archs_from: Sequence[str | Path] = (), top: int = 1, threads: int = 1) -> dict:
+    """Measure ``n`` distinct random subnets (or the archs of ``archs_from``: search run folders,
+    result.json -- their ``top`` best -- or arch files); write the CSV ``out``; return a summary."""
+    if top < 1:
+        raise UserError(f"--top must be >= 1, got {top}")
     out = Path(out)
     _refuse_existing(out)
-    if n < 1:
+    if n < 1 and not archs_from:
         raise UserError(f"--n must be >= 1, got {n}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     ts = load_trained_supernet(ckpt, space)
     if calib_images is not None:
         ts.calib_images = calib_images
     sp = get_space(space or ts.net.space.name)
     hd = HeldOutData(data or ts.data or "digits", ts)
-    rng = np.random.default_rng(seed)
-    X = np.unique(sp.canonical(sp.sample_encoded(rng, n)), axis=0)
-    while len(X) < n:  # tiny spaces / collisions: draw more until n distinct (or the space is exhausted)
-        more = np.unique(np.concatenate([X, sp.canonical(sp.sample_encoded(rng, n))]), axis=0)
-        if len(more) == len(X):
-            break
-        X = more
-    X = X[rng.permutation(len(X))[:n]]
+    if archs_from:
+        X = sp.encode([sp.validate(a) for src in archs_from for a in read_found_archs(src, top)])
+    else:
+        rng = np.random.default_rng(seed)
+        X = np.unique(sp.canonical(sp.sample_encoded(rng, n)), axis=0)
+        while len(X) < n:  # tiny spaces / collisions: draw more until n distinct (or the space is exhausted)
+            more = np.unique(np.concatenate([X, sp.canonical(sp.sample_encoded(rng, n))]), axis=0)
+            if len(more) == len(X):
+                break
+            X = more
+        X = X[rng.permutation(len(X))[:n]]
     archs = sp.decode(X)
     lat = {}
     if devices:
@@ -63,19 +72,21 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
         for d in devices:
             pred = latency_predictor(sp, d)
             lat[pred.profile.name] = np.asarray(pred.predict(X), dtype=float)
-    net = ts.net
+    meter = SubnetMeter(ts.net, hd, workers=default_workers() if workers is None else workers, threads=threads)
     acc = np.empty(len(archs))
     t0 = time.perf_counter()
     last = t0
-    for s in range(0, len(archs), 10):
-        acc[s:s + 10] = measure_supernet(net, hd, archs[s:s + 10])
+    step = 10 * meter.workers
+    for s in range(0, len(archs), step):
+        acc[s:s + step] = meter.measure(archs[s:s + step])
         now = time.perf_counter()
-        if progress and (now - last > 10 or s + 10 >= len(archs)):
-            done = min(s + 10, len(archs))
+        if progress and (now - last > 10 or s + step >= len(archs)):
+            done = min(s + step, len(archs))
             rate = done / (now - t0)
             print(f"eval-subnets: {done}/{len(archs)} measured, {rate:.1f} evaluations/s, "
                   f"ETA {(len(archs) - done) / rate:.0f} s", file=sys.stderr)
             last = now
+    meter.close()
     wall = time.perf_counter() - t0
     macs, params = np.asarray(sp.macs(X)), np.asarray(sp.params(X))
     buf = io.StringIO()
@@ -93,6 +104,18 @@ def eval_subnets(ckpt: str, data: str | None, n: int, out: str | Path, devices: 
             "top1_mean": float(acc.mean()), "top1_min": float(acc.min()), "top1_max": float(acc.max()),
             "spearman_macs_top1": rho, "devices": list(lat), "wall_s": wall,
             "evaluations_per_s": len(archs) / wall if wall > 0 else None}
+
+
+def read_found_archs(source: str | Path, top: int = 1) -> list[dict]:
+    """The ``top`` best archs of a search run folder or result.json (its ranked ``top_k``), or
+    the arch of an arch JSON."""
+    arch, found = read_found_arch(source)
+    if top <= 1 or not found:
+        return [arch]
+    p = Path(source)
+    doc = read_json(p / "result.json" if p.is_dir() else p, "search result")
+    ranked = [e["arch"] for e in doc.get("top_k") or [] if isinstance(e, dict) and "arch" in e]
+    return ranked[:top] or [arch]
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------
@@ -169,7 +192,7 @@ def finetune(source: str | Path, ckpt: str, data: str | None, out: str | Path, e
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
         acc = _top1(model, held, hd.held_labels)
         history.append({"epoch": e + 1, "train_loss": loss_sum / steps, "held_out_top1": acc})
         if progress:

@@ -13,7 +13,7 @@ Elastic width: the first ``mid`` channels of the expanded representation are the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
@@ -80,6 +80,28 @@ class MBConvTensors:
                 yield f"se.{name}", t
         yield "project.conv.weight", self.project
         yield from _bn_items("project.bn", self.project_bn)
+
+
+@dataclass(slots=True)
+class FoldedMBConv:
+    """One active inverted-residual layer for inference: (weight, bias) of each convolution with
+    its BatchNorm folded in (w * g / sqrt(var + eps), b - mean * g / sqrt(var + eps))."""
+
+    expand: tuple[torch.Tensor, torch.Tensor] | None
+    depthwise: tuple[torch.Tensor, torch.Tensor]
+    se: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None
+    project: tuple[torch.Tensor, torch.Tensor]
+    cropped: dict[int, torch.Tensor] = field(default_factory=dict)  # depthwise kernel by reach
+
+
+def _memory_format(w: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if w.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def _fold(w: torch.Tensor, bn: BNTensors, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = bn.weight / torch.sqrt(bn.running_var + eps)
+    w = (w * scale.reshape(-1, 1, 1, 1)).contiguous(memory_format=_memory_format(w))
+    return w.detach(), (bn.bias - bn.running_mean * scale).detach().contiguous()
 
 
 def _bn_items(prefix: str, bn: BNTensors):
@@ -160,43 +182,75 @@ class ElasticMBConv(nn.Module):
             project=_lead2(self.project.conv.weight, self.cout, mid),
             project_bn=_bn_slice(self.project.bn, self.cout))
 
-    def frozen_tensors(self, mid: int, kernel: int) -> MBConvTensors:
-        """``tensors`` detached and contiguous, for inference: computed once, reused every call."""
+    def frozen_tensors(self, mid: int, kernel: int) -> "FoldedMBConv":
+        """The active layer for inference, BatchNorm folded into the convolutions: computed once.
+
+        Folding uses the running statistics as they are now, so after changing them the caller
+        derives the tensors again (``OFASupernet.refresh`` does, and its ``eval()`` calls that).
+        """
         with torch.no_grad():
             t = self.tensors(mid, kernel)
-
-        def c(x):
-            return x.detach().contiguous()
-
-        def cbn(b):
-            return BNTensors(c(b.weight), c(b.bias), b.running_mean, b.running_var)  # live views
-
-        return MBConvTensors(
-            expand=None if t.expand is None else c(t.expand), expand_bn=None if t.expand_bn is None else cbn(t.expand_bn),
-            depthwise=c(t.depthwise), depthwise_bn=cbn(t.depthwise_bn),
-            se=None if t.se is None else tuple(c(x) for x in t.se),
-            project=c(t.project), project_bn=cbn(t.project_bn))
+            expand = None if t.expand is None else _fold(t.expand, t.expand_bn, self.expand.bn.eps)
+            se = None if t.se is None else tuple(x.detach().contiguous() for x in t.se)
+            return FoldedMBConv(expand, _fold(t.depthwise, t.depthwise_bn, self.depthwise.bn.eps), se,
+                                _fold(t.project, t.project_bn, self.project.bn.eps))
 
     def _bn(self, x: torch.Tensor, t: BNTensors, bn: nn.BatchNorm2d) -> torch.Tensor:
         if self.training:
             bn.num_batches_tracked.add_(1)
         return F.batch_norm(x, t.running_mean, t.running_var, t.weight, t.bias, self.training, bn.momentum, bn.eps)
 
-    def run(self, x: torch.Tensor, t: MBConvTensors) -> torch.Tensor:
+    def _depthwise(self, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                   cropped: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        reach = 2 * max(y.shape[-2:]) - 1
+        if w.shape[-1] > reach:
+            # Taps farther from the centre than the map is wide only ever meet zero padding: the
+            # centre crop gives the same output, and CPU depthwise kernels are slow on such maps
+            # (a 5x5 kernel on a 1x1 map is a per-channel scale). ``cropped`` keeps the crops.
+            if cropped is None:
+                w = centre_crop(w, reach)
+            elif reach in cropped:
+                w = cropped[reach]
+            else:
+                w = cropped[reach] = centre_crop(w, reach).contiguous(memory_format=_memory_format(w))
+        k = w.shape[-1]
+        return F.conv2d(y, w, b, self.stride, k // 2, 1, w.shape[0])
+
+    def run(self, x: torch.Tensor, t: "MBConvTensors | FoldedMBConv") -> torch.Tensor:
         """The layer's output with the given active tensors (the ops of ``MBConv.forward``)."""
+        if isinstance(t, FoldedMBConv):
+            return self._run_folded(x, t)
+        inplace = not torch.is_grad_enabled()  # e.g. BatchNorm re-calibration: no graph to keep
         act = self._act_fn
         y = x
         if t.expand is not None:
-            y = act(self._bn(F.conv2d(y, t.expand), t.expand_bn, self.expand.bn))
-        k = t.depthwise.shape[-1]
-        y = F.conv2d(y, t.depthwise, None, self.stride, k // 2, 1, t.depthwise.shape[0])
-        y = act(self._bn(y, t.depthwise_bn, self.depthwise.bn))
+            y = act(self._bn(F.conv2d(y, t.expand), t.expand_bn, self.expand.bn), inplace=inplace)
+        y = act(self._bn(self._depthwise(y, t.depthwise, None), t.depthwise_bn, self.depthwise.bn), inplace=inplace)
         if t.se is not None:
             rw, rb, ew, eb = t.se
-            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), rw, rb))
-            y = y * F.hardsigmoid(F.conv2d(s, ew, eb))
+            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), rw, rb), inplace=inplace)
+            y = y * F.hardsigmoid(F.conv2d(s, ew, eb), inplace=inplace)
         y = self._bn(F.conv2d(y, t.project), t.project_bn, self.project.bn)
-        return x + y if self.residual else y
+        if not self.residual:
+            return y
+        return y.add_(x) if inplace else x + y
+
+    def _run_folded(self, x: torch.Tensor, t: "FoldedMBConv") -> torch.Tensor:
+        # Activations in place where no autograd graph needs their inputs (the usual inference).
+        inplace = not (torch.is_grad_enabled() and x.requires_grad)
+        act = self._act_fn
+        y = x
+        if t.expand is not None:
+            y = act(F.conv2d(y, *t.expand), inplace=inplace)
+        y = act(self._depthwise(y, *t.depthwise, t.cropped), inplace=inplace)
+        if t.se is not None:
+            rw, rb, ew, eb = t.se
+            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), rw, rb), inplace=inplace)
+            y = y * F.hardsigmoid(F.conv2d(s, ew, eb), inplace=inplace)
+        y = F.conv2d(y, *t.project)
+        if not self.residual:
+            return y
+        return y.add_(x) if inplace else x + y
 
     def forward(self, x: torch.Tensor, mid: int | None = None, kernel: int | None = None) -> torch.Tensor:
         return self.run(x, self.tensors(mid or self.mids[-1], kernel or self.kernels[-1]))

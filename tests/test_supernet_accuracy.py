@@ -109,6 +109,15 @@ def test_eval_subnets_then_fit_predictor_then_search_on_it(small, tmp_path, nas_
                              "--target", "pixel", "--latency", "5ms", "--budget", "50", "--out", tmp_path / "s",
                              "--no-plot", "--quiet")
     assert code == 0, err
+    # the search's pick, measured with the supernet (the predictor-vs-direct comparison)
+    code, out, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--arch", tmp_path / "s",
+                             "--out", tmp_path / "found.csv", "--quiet", "--workers", "1")
+    assert code == 0, err
+    found = list(csv.DictReader((tmp_path / "found.csv").open()))
+    best = json.loads((tmp_path / "s" / "result.json").read_text())["best"]["arch"]
+    sp = get_space("ofa-small")
+    assert len(found) == 1
+    assert (sp.canonical(sp.encode([json.loads(found[0]["arch"])])) == sp.canonical(sp.encode([best]))).all()
     code, _, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "3", "--out", pairs)
     _one_line_exit2(code, err)  # never writes over earlier results
 
@@ -172,3 +181,29 @@ def test_bad_input_is_one_line_and_exit_2(small, tmp_path, nas_cli):
     # --data without a supernet estimator
     code, _, err = nas_cli(*base, "--data", "digits", "--out", tmp_path / "e")
     _one_line_exit2(code, err)
+
+
+def test_meter_logits_equal_the_extracted_subnet_with_or_without_workers(small):
+    """Stem features shared across archs, BatchNorm folding, worker processes: same function."""
+    from search_spaces.ofa.supernet import recalibrate_bn
+
+    from nas.accuracy.supernet import HeldOutData, SubnetMeter, load_trained_supernet, measure_extracted
+
+    ts = load_trained_supernet(str(small))
+    data = HeldOutData(str(small / "d10.npz"), ts)
+    sp = ts.net.space
+    archs = sp.decode(sp.sample_encoded(np.random.default_rng(5), 6))
+    archs[0]["r"] = [sp.search_resolutions[0]]
+    archs[1]["r"] = [sp.search_resolutions[-1]]
+    meter = SubnetMeter(ts.net, data, workers=2)
+    pooled = meter.measure(archs)  # forks workers; builds the shared features first
+    meter.close()
+    assert pooled.tolist() == SubnetMeter(ts.net, data).measure(archs).tolist()
+    np.testing.assert_allclose(pooled, measure_extracted(ts.net, data, archs), atol=1.0 / data.n_held_out + 1e-9)
+    for arch in archs[:3]:
+        cal, held = data.at(int(arch["r"][0]))
+        sub = recalibrate_bn(ts.net.extract(arch), [cal]).eval()
+        with torch.no_grad():
+            want = sub(held)
+        got = meter.held_out_logits(arch)
+        assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()), rtol=0)  # folding rounds

@@ -120,12 +120,14 @@ def _learned(space, path):
 
 
 @register_estimator("supernet", needs_path=True,
-                    help="top-1 measured with a trained supernet: supernet:CKPT[,data=SPEC] (see --data)")
+                    help="top-1 measured with a trained supernet: supernet:CKPT[,data=SPEC][,calib=N][,workers=N] "
+                         "(see --data)")
 def _supernet(space, arg):
     from .supernet import SupernetAccuracy, parse_spec
 
     opts = parse_spec(arg)
-    return SupernetAccuracy(space, opts["ckpt"], data=opts["data"], calib_images=opts["calib"])
+    return SupernetAccuracy(space, opts["ckpt"], data=opts["data"], calib_images=opts["calib"],
+                            workers=opts["workers"])
 
 
 __all__ = ["AccuracyEstimator", "UnitChecked", "alternatives", "as_matrix", "default_spec", "default_summary",

@@ -5,10 +5,12 @@ plain ``OFAMobileNetV3`` that ``space.build(arch)`` makes, with the inherited we
 
 Two regimes keep the hot path as cheap as the static network:
 - eval mode: ``set_active`` derives every per-arch tensor once (slices, transformed kernels,
-  contiguous copies) and ``forward`` only runs convolutions on them: the static net's ops.
-  The cache is rebuilt by ``set_active``, ``eval()``, ``load_state_dict``, ``.to()`` and
-  ``sort_channels``; after changing weights in place by other means in eval mode, call
-  ``refresh()``. Eval forwards do not propagate gradients into the shared weights.
+  BatchNorm folded into the convolutions) and ``forward`` only runs convolutions and
+  activations on them (the static net's function, within float rounding).
+  The cache is rebuilt by ``set_active``, ``eval()``, ``load_state_dict``, ``.to()``,
+  ``sort_channels`` and ``load_subnet_bn_stats``; after changing weights or BatchNorm
+  statistics in place by other means in eval mode, call ``refresh()``. Eval forwards do not
+  propagate gradients into the shared weights.
 - train mode: each forward takes views of the shared weights and runs the kernel
   transformation inside the autograd graph (a (mid, 25) x (25, 25) product at most twice per
   layer), so gradients and BatchNorm statistics land in the shared storage.
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from ..base import Arch
-from ..elastic import ElasticMBConv, MBConvTensors
+from ..elastic import ElasticMBConv, FoldedMBConv
 from ..errors import UserError
 from ..layers import ConvBNAct, make_divisible
 from .model import OFAMobileNetV3
@@ -64,7 +66,7 @@ class OFASupernet(nn.Module):
         self.classifier = nn.Linear(w.feature_mix, space.n_classes)
         self._arch: Arch | None = None
         self._active: list[tuple[ElasticMBConv, int, int]] = []
-        self._frozen: list[tuple[ElasticMBConv, MBConvTensors]] | None = None
+        self._frozen: list[tuple[ElasticMBConv, FoldedMBConv]] | None = None
         self.set_active(self.largest_arch(max(space.search_resolutions)))
 
     # ---- choosing a subnet ----------------------------------------------------------------
@@ -116,12 +118,27 @@ class OFASupernet(nn.Module):
 
     # ---- running it -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from_shared(self.shared_features(x))
+
+    def shared_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem and the fixed first block: the part every subnet runs with the same weights.
+
+        Its output depends on the input alone (not on the active arch), so a caller measuring many
+        subnets on the same images can compute it once and pass it to ``forward_from_shared``.
+        """
         x = self.stem(x)
+        first = self.blocks[0]
         if self._frozen is not None and not self.training:
-            for layer, t in self._frozen:
+            return first.run(x, self._frozen[0][1])
+        return first.run(x, first.tensors(first.mids[0], first.kernels[0]))
+
+    def forward_from_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """The active subnet from the output of ``shared_features`` to the logits."""
+        if self._frozen is not None and not self.training:
+            for layer, t in self._frozen[1:]:
                 x = layer.run(x, t)
         else:
-            for layer, mid, k in self._active:
+            for layer, mid, k in self._active[1:]:
                 x = layer.run(x, layer.tensors(mid, k))
         x = self.final_expand(x)
         x = self.feature_mix(x.mean((2, 3), keepdim=True))
