@@ -14,11 +14,13 @@ Sampling, all canonical archs of the space:
   extreme archs (all large kernels, all deep, ...) are covered;
 * cost-stratified (an eighth): from a pool of uniform and skewed archs, equal numbers per
   (resolution, MACs-decile) cell, so small and large nets at every resolution are represented;
-* search trajectories (half): every arch that hwnas's evolution visits when it maximises the
-  teacher under cost budgets, for MACs and for synthetic devices (each block's MACs times a
-  random per-block factor, so the frontiers of devices we have no table for are covered too), at
-  five budgets each. A search's winners sit where the teacher is highest for their cost: a
-  region uniform samples hardly reach and where a student fitted on them alone was ~1 point off.
+* search trajectories (half): archs that hwnas's evolution visits when it maximises the teacher
+  (a user's default budget of evaluations each) under MACs, every shipped device that prices the
+  space, and synthetic devices (each block's MACs times a random per-block factor, so the
+  frontiers of devices we have no table for are covered too), each at budgets log-evenly spaced
+  over its whole cost range; half of them every search's best archs, half a random draw. A
+  search's winners sit where the teacher is highest for their cost: a region uniform samples
+  hardly reach and where a student fitted on them alone was ~1 point off.
 """
 
 from __future__ import annotations
