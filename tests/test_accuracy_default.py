@@ -86,17 +86,54 @@ def test_nas_spaces_states_each_default(nas_cli):
 def test_fit_predictor_distils_a_teacher_into_a_loadable_model(nas_cli, tmp_path):
     out = tmp_path / "distilled.json"
     code, stdout, err = nas_cli("fit-predictor", "--space", "ofa-w1.0", "--teacher", "published", "--samples", "2000",
-                                "--heldout", "200", "--epochs", "60", "--hidden", "32", "--refine", "0", "--heldout-band",
-                                "pixel:40ms", "--out", out)
+                                "--heldout", "200", "--epochs", "60", "--hidden", "32", "--refine", "0", "--trajectory-evals", "200",
+                                "--heldout-band", "pixel:40ms", "--out", out)
     assert code == 0, err
     assert "held out 200 archs: Spearman" in stdout and "within 5% of 40 ms on pixel1" in stdout
     model = LearnedPredictor.load(out, "ofa-w1.0")
     meta = model.metadata_
     assert meta["teacher"] == "published" and sum(meta["sampling"].values()) == meta["n_train"] == 2000
     assert meta["sampling"]["search_trajectories"] == 1000
+    assert meta["trajectory_evals"] == {"teacher": 200, "student": 200}
     assert meta["rebuild_command"] == (f"nas fit-predictor --space ofa-w1.0 --teacher published --samples 2000 "
-                                       f"--heldout 200 --hidden 32 --epochs 60 --refine 0 --seed 0 --heldout-band pixel:40ms "
+                                       f"--heldout 200 --hidden 32 --epochs 60 --refine 0 --seed 0 --trajectory-evals 200 "
+                                       f"--heldout-band pixel:40ms "
                                        f"--out {out}")
     assert model.metric.startswith("ImageNet top-1")  # the teacher's metric carries over
     X = get_space("ofa-w1.0").sample_encoded(np.random.default_rng(0), 300)
     assert spearman(model.predict(X), get_estimator("published", "ofa-w1.0").predict(X)) > 0.8
+
+
+def test_distillation_searches_span_each_cost_range_and_keep_every_search_best():
+    from nas.accuracy.distill import _rows_in, shipped_device_costs, skewed_archs, trajectory_archs, trajectory_budgets
+
+    sp = get_space("ofa-w1.0")
+    rng = np.random.default_rng(0)
+    devices = shipped_device_costs(sp)
+    assert "pixel1" in [d.name for d in devices]  # every shipped device that prices the space
+    probe = np.concatenate([sp.sample_encoded(rng, 2000), skewed_archs(sp, rng, 2000)])
+    pixel = next(d for d in devices if d.name == "pixel1")
+    b = trajectory_budgets(pixel, probe, 9)
+    lat, uniform = pixel.predict(probe), pixel.predict(probe[:2000])
+    # both ends are searched, beyond the 10-90 % quantiles of uniform archs the budgets once stopped at
+    assert lat.min() < b[0] < np.quantile(uniform, 0.02) and np.quantile(uniform, 0.95) < b[-1] < lat.max()
+    assert np.allclose(np.diff(np.log(b)), np.log(b[1] / b[0]))  # log-even in between
+
+    class Recording:
+        def __init__(self):
+            self.X, self.y = [], []
+
+        def predict(self, X):
+            self.X.append(np.asarray(X))
+            self.y.append(get_estimator("published", sp).predict(X))
+            return self.y[-1]
+
+    teacher = Recording()
+    X = trajectory_archs(sp, teacher, np.random.default_rng(1), 400, evals=150)
+    assert len(X) == 400 and len(np.unique(X, axis=0)) == 400
+    seen, y = np.concatenate(teacher.X), np.concatenate(teacher.y)
+    top = seen[y >= np.quantile(y, 0.95)]
+    # half the kept archs are searches' best: the visited top 5 % are kept far more than a random draw would
+    assert _rows_in(X, top).mean() > 2 * 0.05
+    A = np.array([[1, 2], [3, 4], [5, 6]])
+    assert _rows_in(A, np.array([[3, 4], [7, 8]])).tolist() == [False, True, False]

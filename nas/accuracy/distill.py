@@ -14,11 +14,13 @@ Sampling, all canonical archs of the space:
   extreme archs (all large kernels, all deep, ...) are covered;
 * cost-stratified (an eighth): from a pool of uniform and skewed archs, equal numbers per
   (resolution, MACs-decile) cell, so small and large nets at every resolution are represented;
-* search trajectories (half): every arch that hwnas's evolution visits when it maximises the
-  teacher under cost budgets, for MACs and for synthetic devices (each block's MACs times a
-  random per-block factor, so the frontiers of devices we have no table for are covered too), at
-  five budgets each. A search's winners sit where the teacher is highest for their cost: a
-  region uniform samples hardly reach and where a student fitted on them alone was ~1 point off.
+* search trajectories (half): archs that hwnas's evolution visits when it maximises the teacher
+  (a user's default budget of evaluations each) under MACs, every shipped device that prices the
+  space, and synthetic devices (each block's MACs times a random per-block factor, so the
+  frontiers of devices we have no table for are covered too), each at budgets log-evenly spaced
+  over its whole cost range; half of them every search's best archs, half a random draw. A
+  search's winners sit where the teacher is highest for their cost: a region uniform samples
+  hardly reach and where a student fitted on them alone was ~1 point off.
 """
 
 from __future__ import annotations
@@ -83,8 +85,17 @@ class _Recorder:
         self.name = "teacher"
 
     def predict(self, X):
-        self.seen.append(np.asarray(X))
-        return self.teacher.predict(X)
+        y = np.asarray(self.teacher.predict(X), dtype=np.float64)
+        self.seen.append((np.asarray(X), y))
+        return y
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every distinct arch scored since the last take, with its score."""
+        X = np.concatenate([x for x, _ in self.seen])
+        y = np.concatenate([v for _, v in self.seen])
+        self.seen = []
+        X, first = np.unique(X, axis=0, return_index=True)
+        return X, y[first]
 
 
 class _BlockCost:
@@ -107,35 +118,119 @@ class _Macs:
         return np.asarray(self.space.macs(np.asarray(X)), dtype=np.float64) / 1e6
 
 
+class _DeviceCost:
+    """A shipped device's latency predictor; archs with unpriced blocks cost NaN (infeasible)."""
+
+    def __init__(self, predictor, name: str):
+        self.predictor, self.name = predictor, name
+
+    def predict(self, X):
+        return self.predictor.predict(np.asarray(X), missing="nan")
+
+
+def shipped_device_costs(space) -> list:
+    """Every device profile shipped with hwnas that prices ``space`` (user profiles are left out,
+    so a rebuild does not depend on what a machine has imported)."""
+    import warnings
+
+    from latency_predictors.predictor import LatencyPredictor
+    from latency_predictors.registry import list_profiles
+
+    out = []
+    for reg in list_profiles():
+        if reg.origin != "shipped":
+            continue
+        with warnings.catch_warnings():  # a table measured on another host still prices the space
+            warnings.simplefilter("ignore")
+            try:
+                out.append(_DeviceCost(LatencyPredictor(reg.profile, space), reg.profile.name))
+            except (UserError, NotImplementedError, KeyError, ValueError):
+                continue  # this device has no table for the space
+    return out
+
+
 N_SYNTHETIC_DEVICES = 7
-TRAJECTORY_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+N_TRAJECTORY_BUDGETS = 9
+MIN_TRAJECTORY_EVALS = 5000
 
 
-def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None) -> np.ndarray:
-    """n distinct archs visited by evolution maximising ``teacher`` under cost budgets."""
-    from nas.search import search
+def trajectory_budgets(cost, probe: np.ndarray, n: int = N_TRAJECTORY_BUDGETS) -> np.ndarray:
+    """``n`` budgets log-evenly spaced strictly between the cheapest and the dearest probe arch.
+
+    Users search at any budget the device allows, the extremes included (a 30 ms budget on a
+    phone sits below 99.7 % of uniform archs); budgets at cost quantiles of uniform archs left
+    both ends untrained, and a student fitted that way was a point off the teacher there.
+    """
+    c = np.asarray(cost.predict(probe), dtype=np.float64)
+    c = c[np.isfinite(c) & (c > 0)]
+    return np.geomspace(c.min(), c.max(), n + 2)[1:-1]
+
+
+ELITE_FRAC = 0.5
+
+
+def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None,
+                     evals: int | None = None) -> np.ndarray:
+    """n distinct archs visited by evolution maximising ``teacher`` under cost budgets.
+
+    The costs: MACs, every shipped device that prices the space, and synthetic devices; each at
+    a log-even grid of budgets across its whole range (``trajectory_budgets``). Each search runs
+    ``evals`` evaluations (default: a user's default budget, so it gets as far as a user's search
+    does). Half the archs kept are every search's best (its share of ``ELITE_FRAC * n``), the rest
+    drawn at random from all visited: a search's best archs sit in narrow regions around the
+    frontier that a random draw of what it visited hardly hits (the teacher's top picks at 40 ms
+    on pixel were 9 of 46 choices away from any training arch, and under-rated by 0.7 points).
+    """
+    from nas.search import DEFAULT_BUDGET, search
 
     try:
         n_blocks = len(space.block_costs()[0])
-        costs = [_BlockCost(space, None, "macs")] + [
+        costs = [_BlockCost(space, None, "macs")] + shipped_device_costs(space) + [
             _BlockCost(space, np.exp(rng.normal(0.0, 0.5, n_blocks)), f"synthetic-{i}")
             for i in range(N_SYNTHETIC_DEVICES)]
     except NotImplementedError:  # a space without per-block costs: MACs only
         costs = [_Macs(space)]
-    probe = space.sample_encoded(rng, 4096)
-    runs = [(c, float(q)) for c in costs for q in np.quantile(c.predict(probe), TRAJECTORY_QUANTILES)]
-    per_run = max(200, int(np.ceil(2.5 * n / len(runs))))  # visited archs repeat; draw more than needed
+    probe = np.concatenate([space.sample_encoded(rng, 4096), skewed_archs(space, rng, 4096)])
+    runs = [(c, float(b)) for c in costs for b in trajectory_budgets(c, probe)]
+    per_run = DEFAULT_BUDGET if evals is None else evals
+    n_elite = int(np.ceil(ELITE_FRAC * n / len(runs)))
     rec = _Recorder(teacher)
+    elites, rest = [], []
+    t0 = time.perf_counter()
     for i, (cost, budget) in enumerate(runs):
         search(space, cost, budget, accuracy=rec, budget=per_run, seed=int(rng.integers(2**31)), plot=False)
-        if log is not None and (i + 1) % 5 == 0:
-            log(f"search trajectories: {i + 1}/{len(runs)} searches")
-    X = np.unique(np.concatenate(rec.seen), axis=0)
-    return X[rng.permutation(len(X))[:n]]
+        Xr, yr = rec.take()
+        feasible = np.asarray(cost.predict(Xr), dtype=np.float64) <= budget
+        order = np.flatnonzero(feasible)[np.argsort(-yr[feasible], kind="stable")]
+        elites.append(Xr[order[:n_elite]])
+        rest.append(np.delete(Xr, order[:n_elite], axis=0))
+        if log is not None and ((i + 1) % 10 == 0 or i + 1 == len(runs)):
+            el = time.perf_counter() - t0
+            log(f"search trajectories: {i + 1}/{len(runs)} searches ({len(costs)} costs x "
+                f"{N_TRAJECTORY_BUDGETS} budgets, {per_run} evaluations each)  elapsed {el:.0f}s  "
+                f"eta {el / (i + 1) * (len(runs) - i - 1):.0f}s")
+    E = np.unique(np.concatenate(elites), axis=0)
+    R = np.unique(np.concatenate(rest), axis=0)
+    # an arch elite in one run and plain in another counts once, as an elite
+    R = R[~_rows_in(R, E)]
+    R = R[rng.permutation(len(R))[:max(0, n - len(E))]]
+    X = np.concatenate([E[:n], R])
+    return X[rng.permutation(len(X))]
+
+
+def _rows_in(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Mask of the rows of A that are also rows of B (integer matrices), vectorised."""
+    both = np.unique(np.concatenate([np.unique(A, axis=0), np.unique(B, axis=0)]), axis=0, return_counts=True)
+    common = both[0][both[1] > 1]
+    if not len(common):
+        return np.zeros(len(A), bool)
+    v = np.ascontiguousarray(A).view([("", A.dtype)] * A.shape[1]).ravel()
+    c = np.ascontiguousarray(common.astype(A.dtype)).view([("", A.dtype)] * A.shape[1]).ravel()
+    return np.isin(v, c)
 
 
 def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
-                       log=None) -> tuple[np.ndarray, dict]:
+                       log=None, evals: int | None = None) -> tuple[np.ndarray, dict]:
     """The archs to label (see the module doc) and how many of each kind."""
     n_traj = n // 2 if teacher is not None else 0
     n_u = (n - n_traj) // 2
@@ -143,7 +238,7 @@ def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
     parts = {"uniform": space.sample_encoded(rng, n_u), "skewed": skewed_archs(space, rng, n_s),
              "cost_stratified": stratified_archs(space, rng, n - n_traj - n_u - n_s)}
     if n_traj:
-        parts["search_trajectories"] = trajectory_archs(space, teacher, rng, n_traj, log)
+        parts["search_trajectories"] = trajectory_archs(space, teacher, rng, n_traj, log, evals)
     return np.concatenate(list(parts.values())), {k: int(len(v)) for k, v in parts.items()}
 
 
@@ -253,7 +348,7 @@ def _file_sha256(estimator) -> str | None:
 def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_heldout: int = 10_000,
             hidden: Sequence[int] = (256, 256), epochs: int = 30, seed: int = 0, refine: int = 1,
             bands: Sequence[str] = (), description: str | None = None, metric: str | None = None,
-            command: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+            trajectory_evals: int | None = None, command: str | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Fit hwnas's MLP to ``teacher``'s labels on sampled archs, save it with provenance to ``out``."""
     from search_spaces import get_space
 
@@ -266,11 +361,17 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
         raise UserError(f"--samples must be >= 1000 and --heldout >= 100 (got {n_samples}, {n_heldout})")
     if epochs < 1 or not hidden or min(hidden) < 1:
         raise UserError("--epochs must be >= 1 and --hidden a comma list of positive layer widths")
+    from nas.search import DEFAULT_BUDGET
+
+    teacher_evals = DEFAULT_BUDGET if trajectory_evals is None else int(trajectory_evals)
+    if teacher_evals < 100:
+        raise UserError(f"--trajectory-evals must be >= 100 (got {teacher_evals})")
+    student_evals = min(MIN_TRAJECTORY_EVALS, teacher_evals)
     band_specs = [parse_band(b) for b in bands]
     teacher_est = get_estimator(teacher, space)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    X, counts = distillation_archs(space, rng, n_samples, teacher_est, log)
+    X, counts = distillation_archs(space, rng, n_samples, teacher_est, log, evals=teacher_evals)
     y = np.asarray(teacher_est.predict(X), dtype=np.float64)
     # Held-out archs come from their own seeded stream: uniform, as a user's random archs would be.
     held_rng = np.random.default_rng([seed, 1])
@@ -295,7 +396,9 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     # Refinement: a search maximising the student lands where the student over-rates archs (the
     # winner's curse); the archs its searches visit, labelled by the teacher, correct exactly that.
     for r in range(refine):
-        X_new = trajectory_archs(space, student, rng, n_samples // 4, log)
+        # shallower searches than the teacher's: the student's errors show early (its own picks
+        # were within 0.2 points of the teacher's score), and its searches are the slow part
+        X_new = trajectory_archs(space, student, rng, n_samples // 4, log, evals=student_evals)
         X = np.concatenate([X, X_new])
         y = np.concatenate([y, np.asarray(teacher_est.predict(X_new), dtype=np.float64)])
         counts[f"student_trajectories_round{r + 1}"] = int(len(X_new))
@@ -312,11 +415,13 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     meta = {
         "kind": "mlp", "space": space.name, "seed": seed, "hidden": list(hidden), "epochs": epochs,
         "refine_rounds": refine, "refine_epochs": max(1, epochs // 2),
+        "trajectory_evals": {"teacher": teacher_evals, "student": student_evals},
         "n_train": int(len(X)), "sampling": counts,
         "sampling_note": "uniform; skewed (per-arch Dirichlet(0.4) choice probabilities); "
                          "cost-stratified (equal counts per resolution x MACs decile); search trajectories "
-                         "(distinct archs visited by evolution maximising the teacher under MACs and "
-                         f"{N_SYNTHETIC_DEVICES} synthetic-device budgets at quantiles {list(TRAJECTORY_QUANTILES)}); per refinement round, the distinct "
+                         "(distinct archs visited by evolution maximising the teacher under MACs, every shipped device "
+                         f"that prices the space and {N_SYNTHETIC_DEVICES} synthetic devices, each at {N_TRAJECTORY_BUDGETS} "
+                         "budgets log-evenly spaced across its whole cost range); per refinement round, the distinct "
                          "archs visited by the same searches maximising the student, labelled by the teacher, "
                          "then training continues from the student's weights for half the epochs",
         "teacher": teacher, "teacher_name": tinfo["name"], "teacher_source": tinfo["source"],

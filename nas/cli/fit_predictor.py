@@ -34,6 +34,9 @@ def register(sub):
     d.add_argument("--refine", type=int, default=1,
                    help="refinement rounds: add the archs the student's own searches visit, labelled by the "
                         "teacher, and train on (default 1)")
+    d.add_argument("--trajectory-evals", type=int, default=None, metavar="N",
+                   help="evaluations per teacher search trajectory (default: nas search's default budget, "
+                        "so they get as far as a user's search); refinement searches use at most 5000")
     d.add_argument("--heldout-band", action="append", default=[], metavar="DEVICE:BUDGET",
                    help="also report Spearman among held-out archs within 5%% of BUDGET on DEVICE "
                         "(repeatable), e.g. pixel:40ms")
@@ -84,12 +87,14 @@ def _distil(args) -> int:
     # The rebuild command, spelled out from the parsed options (every one that shapes the model).
     argv = ["nas", "fit-predictor", "--space", args.space, "--teacher", args.teacher, "--samples", args.samples,
             "--heldout", args.heldout, "--hidden", args.hidden, "--epochs", args.epochs, "--refine", args.refine, "--seed", args.seed]
+    argv += ["--trajectory-evals", args.trajectory_evals] if args.trajectory_evals is not None else []
     argv += [x for b in args.heldout_band for x in ("--heldout-band", b)]
     argv += [x for opt, v in (("--description", args.description), ("--metric", args.metric)) if v
              for x in (opt, v)]
     command = " ".join(shlex.quote(str(a)) for a in argv + ["--out", args.out])
     m = distill(args.space, args.teacher, args.out, n_samples=args.samples, n_heldout=args.heldout,
                 hidden=_hidden(args.hidden), epochs=args.epochs, seed=args.seed, refine=args.refine, bands=args.heldout_band,
+                trajectory_evals=args.trajectory_evals,
                 description=args.description, metric=args.metric, command=command)
     if args.json:
         print_json(m)
