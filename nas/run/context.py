@@ -112,6 +112,8 @@ class SearchContext:
             stale = stale + 1 if feasible.any() and not ok.any() else 0
             if stale >= STALE_ROUNDS:
                 break
+            if stale:
+                continue  # the same ask again: a dry source does not earn a 64x larger round
             rate = max(ok.mean(), 1.0 / (4 * len(X)))
             ask = n - got if self.latency_expensive else int(min(64 * n, (n - got) / rate * 1.2 + 8))
         if not any_ok and not len(self.cache):
