@@ -94,7 +94,7 @@ def test_nsga2_beats_random_in_hypervolume_small(shared_data, nas_cli):
 
     acc = OFAAccuracyPredictor(get_space("ofa"), shared_data / "ofa" / "acc_predictor.pth")
     hv = {}
-    for strat, params in (("optuna-nsga2", {"population": 50}), ("random", {})):
+    for strat, params in (("optuna-nsga2", {"population": 50, "latency": "objective"}), ("random", {})):
         vals = []
         for seed in (0, 1, 2):
             res = nas.search("ofa", "note10", 25, accuracy=acc, strategy=strat, strategy_params=params,
