@@ -29,9 +29,9 @@ Examples:
     python experiments/bench/small_budget.py --jobs 2 --out /tmp/sb.json          # two worker processes
     python experiments/bench/small_budget.py --jobs 2 --out /tmp/sb.json --resume # continue a cut-short run
 
-Cells (target, budget, evaluations, seed: every strategy) run cheapest first and are logged as
-they finish (OUT.runs.jsonl), so a run cut short holds every cell at the smaller budgets and
-``--resume`` continues it; the table then reports what was run (``runs_per_cell`` in the JSON).
+Cells (target, budget, evaluations, seed: every strategy) run seed by seed, each seed at every
+budget, and are logged as they finish (OUT.runs.jsonl), so a run cut short holds its first seeds
+complete and ``--resume`` continues it (``--report-only`` reports what the log holds); the table then reports what was run (``runs_per_cell`` in the JSON).
 The 20,000-evaluation reference searches are cached (``--cache``) under a key made of what the
 estimator and the latency predictor answer on fixed archs, so a second run skips them.
 Prints a table and one JSON object (also written atomically to --out).
@@ -370,9 +370,10 @@ def main() -> None:
         probe = make_target(dev, sp, 1e9)
         for b in latency_budgets(sp, probe.predictor.predict, rng)[: args.budgets_per_target]:
             plan.append((dev, b))
-    # cheapest cells first: a run cut short still holds every cell at the smaller budgets
+    # seed by seed, each at every budget (cheapest first): a run cut short holds its first seeds
+    # complete at every budget and every target, an honest subset of the grid
     tasks = [(dev, limit, evals, seed, tuple(args.strategies))
-             for evals in sorted(args.evals) for seed in range(args.seeds) for dev, limit in plan]
+             for seed in range(args.seeds) for evals in sorted(args.evals) for dev, limit in plan]
     n_runs = len(tasks) * len(args.strategies)
     print(f"{len(plan)} target/budget pairs x {args.seeds} seeds x {len(args.evals)} evaluation budgets x "
           f"{len(args.strategies)} strategies = {n_runs} searches, plus {len(plan)} reference searches of "
