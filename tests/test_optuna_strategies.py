@@ -94,7 +94,7 @@ def test_nsga2_beats_random_in_hypervolume_small(shared_data, nas_cli):
 
     acc = OFAAccuracyPredictor(get_space("ofa"), shared_data / "ofa" / "acc_predictor.pth")
     hv = {}
-    for strat, params in (("optuna-nsga2", {"population": 50}), ("random", {})):
+    for strat, params in (("optuna-nsga2", {"population": 50, "latency": "objective"}), ("random", {})):
         vals = []
         for seed in (0, 1, 2):
             res = nas.search("ofa", "note10", 25, accuracy=acc, strategy=strat, strategy_params=params,
@@ -123,3 +123,36 @@ def test_a_run_folder_needs_no_optuna_db(tmp_path):
     assert not (tmp_path / "run" / "optuna.db").exists()
     assert (tmp_path / "run" / "checkpoint.npz").is_file()
     assert res.best.latency_ms["pixel1"] <= 60
+
+
+@pytest.mark.parametrize("strategy, random_design", [("optuna-nsga2", "population"),
+                                                     ("optuna-tpe", "n_startup_trials")])
+def test_the_random_design_is_drawn_within_the_budget(strategy, random_design):
+    """Under a tight budget (10th percentile of pixel latency) every random-design trial is an evaluation.
+
+    Optuna's own uniform draws would be mostly over budget there: NSGA-II's first generation and
+    TPE's startup would learn from a handful of scored archs.
+    """
+    sp = get_space("ofa")
+    lat = make_target("pixel", sp, 1e9).predictor.predict(sp.sample_encoded(np.random.default_rng(0), 2000))
+    limit = float(np.percentile(lat, 10))
+    res = nas.search(sp, "pixel", limit, strategy=strategy, budget=60, seed=2, plot=False)
+    n = res.strategy_params[random_design]
+    design = [h for h in res.history if h["n_proposed"] <= n]
+    # rounds of `population` proposals: the last round wholly within the design ends near its size
+    assert design and design[-1]["n_proposed"] > n - res.strategy_params["population"]
+    assert all(h["n_evaluated"] == h["n_proposed"] for h in design)
+    assert res.n_evaluated == 60 and res.best.latency_ms["pixel1"] <= limit
+
+
+def test_nsga2_maximises_accuracy_under_a_hard_budget_and_searches_the_front_under_a_soft_one(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    runs = {"hard": ({}, "hard"), "soft": ({}, "mnas"), "front": ({"latency": "objective"}, "hard")}
+    for name, (params, reward) in runs.items():
+        nas.search("ofa", "pixel", 50, strategy="optuna-nsga2", reward=reward, budget=20, seed=0, plot=False,
+                   strategy_params={**params, "storage": url, "study_name": name})
+    directions = {name: [d.name for d in optuna.load_study(study_name=name, storage=url).directions]
+                  for name in runs}
+    assert directions == {"hard": ["MAXIMIZE"], "soft": ["MAXIMIZE", "MINIMIZE"], "front": ["MAXIMIZE", "MINIMIZE"]}

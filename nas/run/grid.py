@@ -56,6 +56,18 @@ class SearchGrid:
         """Archs from per-dim positions into the searched values (tokens of RL, Optuna's params)."""
         return self.canonical(self.table[np.arange(self.n_dims)[None, :], np.asarray(P, np.int64)])
 
+    def positions(self, X: np.ndarray) -> np.ndarray:
+        """Per-dim positions of each row's values among the searched ones (``from_positions``' inverse).
+
+        A value outside the searched ones (one ``canonical`` wrote into an inactive dim) maps to
+        position 0, which ``from_positions`` canonicalises back to the same arch.
+        """
+        X = np.asarray(X, np.int64)
+        lut = np.zeros((self.n_dims, max(int(self.table.max()), int(X.max(initial=0))) + 1), np.int64)
+        for j in range(self.n_dims):
+            lut[j, self.values(j)] = np.arange(self.counts[j])
+        return lut[np.arange(self.n_dims)[None, :], X]
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n archs drawn uniformly per dim over the searched values (one vectorised draw)."""
         pick = (rng.random((n, self.n_dims)) * self.counts).astype(np.int64)

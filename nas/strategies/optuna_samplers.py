@@ -79,7 +79,11 @@ class _OptunaStrategy(Strategy):
     def _sampler(self, seed: int, ctx):
         raise NotImplementedError
 
-    def _values(self, p, acc, lat, score, feasible) -> np.ndarray:
+    def _values(self, ctx, acc, lat, score, feasible) -> np.ndarray:
+        raise NotImplementedError
+
+    def _n_random(self, ctx) -> int:
+        """Trials of the random design, drawn feasible by the runner rather than by the sampler."""
         raise NotImplementedError
 
     def batch(self, ctx, state):
@@ -119,6 +123,7 @@ class _OptunaStrategy(Strategy):
         state = {"study_name": np.array(name), "run_id": np.array(uuid.UUID(int=int(rng.integers(2**63))).hex),
                  "P": np.empty((0, ctx.grid.n_dims), np.int16), "values": np.empty((0, k)),
                  "lat": np.empty((0, len(ctx.objective.targets))), "gen": np.empty(0, np.int64),
+                 "repeat": np.empty(0, bool),
                  "n_prior": np.array(0)}
         durable = self._durable(ctx, state)
         if durable is not None:
@@ -132,6 +137,7 @@ class _OptunaStrategy(Strategy):
                 state["values"] = np.array([t.values for t in prior], np.float64)
                 state["lat"] = np.array([t.user_attrs["told"]["lat_ms"] for t in prior], np.float64)
                 state["gen"] = np.array([t.user_attrs["told"]["gen"] for t in prior], np.int64)
+                state["repeat"] = np.zeros(len(prior), bool)
                 state["n_prior"] = np.array(len(prior))
         return state
 
@@ -144,8 +150,9 @@ class _OptunaStrategy(Strategy):
         study = optuna.create_study(directions=self._directions(ctx.objective),
                                     sampler=optuna.samplers.RandomSampler(seed=0))
         gen_key = self._gen_key(ctx)
-        frozen = [self._frozen(optuna, ctx, dists, p, v, lat, {gen_key: int(g)} if gen_key and g >= 0 else {})
-                  for p, v, lat, g in zip(state["P"], state["values"], state["lat"], state["gen"])]
+        repeat = state.get("repeat", np.zeros(len(state["P"]), bool))
+        frozen = [self._frozen(optuna, ctx, dists, p, v, lat, {gen_key: int(g)} if gen_key and g >= 0 else {}, r)
+                  for p, v, lat, g, r in zip(state["P"], state["values"], state["lat"], state["gen"], repeat)]
         study.add_trials(frozen)
         ctx.scratch["optuna_work"] = study
         ctx.scratch["optuna_dists"] = dists
@@ -156,8 +163,13 @@ class _OptunaStrategy(Strategy):
         key = getattr(type(s), "_get_generation_key", None)
         return key() if key is not None else ""
 
-    def _frozen(self, optuna, ctx, dists, p, values, lat, system_attrs):
+    def _frozen(self, optuna, ctx, dists, p, values, lat, system_attrs, repeat=False):
         cons = self._constraints(ctx.objective)
+        if repeat:
+            return optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                             params={k: int(v) for k, v in zip(dists, p)}, distributions=dists,
+                                             user_attrs={"lat_ms": [float(x) for x in lat]},
+                                             system_attrs=system_attrs)
         t = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[float(v) for v in values],
                                       params={k: int(v) for k, v in zip(dists, p)}, distributions=dists,
                                       user_attrs={"lat_ms": [float(x) for x in lat]}, system_attrs=system_attrs)
@@ -172,6 +184,15 @@ class _OptunaStrategy(Strategy):
         # same proposals as the study of an uninterrupted run
         study.sampler = self._sampler(int(rng.integers(2**31 - 1)), ctx)
         dists = ctx.scratch["optuna_dists"]
+        k = min(n, self._n_random(ctx) - len(study.trials))
+        if k > 0:
+            # The random design (NSGA-II's first generation, TPE's startup trials) comes from the
+            # runner's constraint-aware sampler: under a tight latency budget most of Optuna's
+            # uniform draws are over budget, so the sampler would learn from a handful of scored
+            # archs; enqueued, every one of them is a feasible, unseen arch and an evaluation.
+            X0 = ctx.fill(lambda m: ctx.grid.sample(rng, m), k)
+            for p in ctx.grid.positions(X0):
+                study.enqueue_trial({name: int(v) for name, v in zip(dists, p)})
         trials = [study.ask(dists) for _ in range(n)]
         ctx.scratch["optuna_pending"] = trials
         P = np.array([[t.params[k] for k in dists] for t in trials], np.int64)
@@ -184,12 +205,20 @@ class _OptunaStrategy(Strategy):
         lat = np.where(np.isfinite(told.lat_ms), told.lat_ms, NO_LATENCY_MS)
         ok = told.known & allowed(ctx.objective, told.lat_ms)
         acc = np.where(ok, told.acc, PLACEHOLDER_ACC)
-        values = self._values(ctx.params, acc, lat, told.score, ok)
+        values = self._values(ctx, acc, lat, told.score, ok)
         gen_key = self._gen_key(ctx)
         gens = np.full(len(trials), -1, np.int64)
+        # A re-proposed arch (scored before in this run, or twice in this batch) is told as FAIL:
+        # as COMPLETE, copies of the best arch would fill NSGA-II's population (and weigh on TPE's
+        # density), collapsing the diversity a small budget needs; as FAIL it is left out of both,
+        # and a generation fills up with distinct archs.
+        repeat = told.known & ~told.new
         for i, t in enumerate(trials):
             t.set_user_attr("lat_ms", [float(x) for x in lat[i]])
-            frozen = study.tell(t, [float(v) for v in values[i]])
+            if repeat[i]:
+                frozen = study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                frozen = study.tell(t, [float(v) for v in values[i]])
             if gen_key:
                 gens[i] = int(frozen.system_attrs.get(gen_key, -1))
         P = np.array([[t.params[k] for k in dists] for t in trials], np.int16).reshape(-1, ctx.grid.n_dims)
@@ -198,6 +227,7 @@ class _OptunaStrategy(Strategy):
         state["values"] = np.concatenate([state["values"], values])
         state["lat"] = np.concatenate([state["lat"], lat])
         state["gen"] = np.concatenate([state["gen"], gens])
+        state["repeat"] = np.concatenate([state.get("repeat", np.zeros(first, bool)), repeat])
         self._mirror(ctx, state, first, told)
         return None
 
@@ -231,23 +261,35 @@ class _OptunaStrategy(Strategy):
 
 @register_strategy("optuna-nsga2")
 class OptunaNSGA2(_OptunaStrategy):
-    """Optuna's NSGA-II over (accuracy, latency per target), budgets as constraints.
+    """Optuna's NSGA-II; under a hard latency budget it maximises accuracy subject to the budget.
 
-    ``latency="objective"`` (default) searches the accuracy/latency front within the budgets;
-    ``latency="constraint"`` maximises the score alone, the budgets as constraints.
+    ``latency="auto"`` (default): with a hard budget (the ``hard`` reward) the score alone is
+    maximised and the budgets are constraints, because the search is asked for the best arch
+    within them and spreading a small budget over the accuracy/latency front leaves it worse than
+    random search; with a soft reward latency is a second objective. ``"objective"`` always
+    searches the accuracy/latency front within the budgets (the Pareto set is the answer);
+    ``"constraint"`` always maximises the score alone. The first generation is drawn feasible.
     """
 
-    PARAMS = {**_COMMON, "latency": Param(str, "objective", choices=("objective", "constraint")),
+    PARAMS = {**_COMMON, "latency": Param(str, "auto", choices=("auto", "objective", "constraint")),
               "crossover_prob": Param(float, 0.9, lo=0, hi=1),
-              "mutation_prob": Param(float, None, lo=0, hi=1, nullable=True)}
+              "mutation_prob": Param(float, None, lo=0, hi=1)}
 
     def auto(self, rule):
-        return {"population": rule["population"]}
+        return {"population": rule["nsga2_population"], "mutation_prob": rule["nsga2_mutation_prob"]}
+
+    def _mode(self, objective) -> str:
+        if self.latency != "auto":
+            return self.latency
+        return "constraint" if objective.constrained() else "objective"
 
     def _directions(self, objective):
-        if self.latency == "constraint":
+        if self._mode(objective) == "constraint":
             return ["maximize"]
         return ["maximize"] + ["minimize"] * len(objective.targets)
+
+    def _n_random(self, ctx):
+        return ctx.params["population"]
 
     def _sampler(self, seed, ctx):
         optuna = _optuna()
@@ -256,8 +298,8 @@ class OptunaNSGA2(_OptunaStrategy):
                                              crossover_prob=p["crossover_prob"], mutation_prob=p["mutation_prob"],
                                              constraints_func=self._constraints(ctx.objective))
 
-    def _values(self, p, acc, lat, score, feasible):
-        if p["latency"] == "constraint":
+    def _values(self, ctx, acc, lat, score, feasible):
+        if self._mode(ctx.objective) == "constraint":
             return np.where(feasible, score, PLACEHOLDER_ACC)[:, None]
         return np.column_stack([acc, lat])
 
@@ -281,5 +323,8 @@ class OptunaTPE(_OptunaStrategy):
                                           multivariate=p["multivariate"], constant_liar=True,
                                           constraints_func=self._constraints(ctx.objective))
 
-    def _values(self, p, acc, lat, score, feasible):
+    def _n_random(self, ctx):
+        return ctx.params["n_startup_trials"]
+
+    def _values(self, ctx, acc, lat, score, feasible):
         return np.where(feasible, score, PLACEHOLDER_ACC)[:, None]

@@ -394,7 +394,8 @@ def plot_training(history: list[dict], path: Path) -> Path:
             a2.plot(*zip(*pts), marker=".", label=label)
     a2.set_xlabel("epoch")
     a2.set_ylabel("held-out top-1 (%)")
-    a2.legend(fontsize=8)
+    if a2.get_legend_handles_labels()[0]:  # a run stopped before its first held-out measurement has none
+        a2.legend(fontsize=8)
     a2.grid(alpha=0.3)
     for h0, h1 in zip(history, history[1:]):
         if h0["phase"] != h1["phase"]:
