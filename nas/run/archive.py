@@ -40,7 +40,12 @@ class EvalCache:
         """Index into the cache of each row of X, -1 where unseen."""
         if len(X) == 0 or len(self._sorted) == 0:
             return np.full(len(X), -1, np.int64)
-        k = row_hash(X)
+        return self.find_keys(row_hash(X))
+
+    def find_keys(self, k: np.ndarray) -> np.ndarray:
+        """``find`` for rows already hashed with ``row_hash``."""
+        if len(k) == 0 or len(self._sorted) == 0:
+            return np.full(len(k), -1, np.int64)
         pos = np.minimum(np.searchsorted(self._sorted, k), len(self._sorted) - 1)
         hit = self._sorted[pos] == k
         return np.where(hit, self._order[pos], -1)
@@ -67,8 +72,15 @@ def first_occurrence(X: np.ndarray) -> np.ndarray:
     """Mask of the rows that appear for the first time in X (stable)."""
     if len(X) == 0:
         return np.zeros(0, bool)
-    _, first = np.unique(row_hash(X), return_index=True)
-    mask = np.zeros(len(X), bool)
+    return first_occurrence_keys(row_hash(X))
+
+
+def first_occurrence_keys(keys: np.ndarray) -> np.ndarray:
+    """``first_occurrence`` for rows already hashed with ``row_hash``."""
+    if len(keys) == 0:
+        return np.zeros(0, bool)
+    _, first = np.unique(keys, return_index=True)
+    mask = np.zeros(len(keys), bool)
     mask[first] = True
     return mask
 

@@ -17,7 +17,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from ..objective import Objective, Told, allowed
-from .archive import EvalCache, first_occurrence, row_hash
+from .archive import EvalCache, first_occurrence, first_occurrence_keys, row_hash
 from .grid import SearchGrid
 
 MAX_ROUNDS = 64
@@ -92,24 +92,32 @@ class SearchContext:
         if n <= 0:
             return np.empty((0, self.grid.n_dims), np.int64)
         keep, got, ask, any_ok, stale = [], 0, n, False, 0
+        taken_keys = row_hash(exclude) if exclude is not None and len(exclude) else np.empty(0, np.uint64)
         for _ in range(MAX_ROUNDS):
             X = propose(max(ask, 1))
-            lat = self.latency(X)
-            feasible = allowed(self.objective, lat)
-            any_ok |= bool(feasible.any())
-            ok = feasible & self.unseen(X) & first_occurrence(X)
-            taken = ([exclude] if exclude is not None and len(exclude) else []) + keep
-            if taken:
-                ok &= ~np.isin(row_hash(X), row_hash(np.concatenate(taken)))
+            # De-duplicate by key first and price only what is left: a converged population's
+            # proposals are mostly archs already scored, and pricing them cost more than the search.
+            keys = row_hash(X)
+            fresh = (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
+            if len(taken_keys):
+                fresh &= ~np.isin(keys, taken_keys)
+            ok = np.zeros(len(X), bool)
+            if fresh.any():
+                idx = np.flatnonzero(fresh)
+                feasible = allowed(self.objective, self.latency(X[idx]))
+                any_ok |= bool(feasible.any())
+                ok[idx[feasible]] = True
             if ok.any():
                 keep.append(X[ok][: n - got])
+                taken_keys = np.concatenate([taken_keys, row_hash(keep[-1])])
                 got += len(keep[-1])
             if got >= n:
                 break
-            # Rounds whose feasible proposals were all scored already mean this proposal source has
-            # run dry (a converged population's crossovers); a few in a row end the call, and the
-            # strategy draws the rest elsewhere instead of paying for ever larger futile rounds.
-            stale = stale + 1 if feasible.any() and not ok.any() else 0
+            # Rounds with nothing admissible whose proposals were partly scored already mean this
+            # proposal source has run dry (a converged population's crossovers); a few in a row end
+            # the call, and the strategy draws the rest elsewhere instead of paying for ever larger
+            # futile rounds.
+            stale = stale + 1 if not ok.any() and not fresh.all() else 0
             if stale >= STALE_ROUNDS:
                 break
             if stale:
