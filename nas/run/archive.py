@@ -23,18 +23,33 @@ class EvalCache:
     """
 
     def __init__(self, n_dims: int, n_targets: int):
-        self.X = np.empty((0, n_dims), np.int64)
-        self.acc = np.empty(0)
-        self.lat = np.empty((0, n_targets))
-        self._reindex()
+        # Rows go into buffers that double when full, and new keys are merged into the sorted index:
+        # a 20,000-arch search adds 200 batches, and copying the whole cache per batch was O(n^2).
+        self._X = np.empty((64, n_dims), np.int64)
+        self._acc = np.empty(64)
+        self._lat = np.empty((64, n_targets))
+        self._keys = np.empty(64, np.uint64)
+        self._n = 0
+        self._order = np.empty(0, np.int64)
+        self._sorted = np.empty(0, np.uint64)
 
-    def _reindex(self):
-        self.keys = row_hash(self.X) if len(self.X) else np.empty(0, np.uint64)
-        self._order = np.argsort(self.keys, kind="stable")
-        self._sorted = self.keys[self._order]
+    X = property(lambda self: self._X[: self._n])
+    acc = property(lambda self: self._acc[: self._n])
+    lat = property(lambda self: self._lat[: self._n])
+    keys = property(lambda self: self._keys[: self._n])
+
+    def _reserve(self, n: int) -> None:
+        if n <= len(self._X):
+            return
+        cap = max(n, 2 * len(self._X))
+        for name in ("_X", "_acc", "_lat", "_keys"):
+            old = getattr(self, name)
+            new = np.empty((cap,) + old.shape[1:], old.dtype)
+            new[: self._n] = old[: self._n]
+            setattr(self, name, new)
 
     def __len__(self) -> int:
-        return len(self.X)
+        return self._n
 
     def find(self, X: np.ndarray) -> np.ndarray:
         """Index into the cache of each row of X, -1 where unseen."""
@@ -51,21 +66,30 @@ class EvalCache:
         return np.where(hit, self._order[pos], -1)
 
     def add(self, X: np.ndarray, acc: np.ndarray, lat: np.ndarray) -> None:
-        self.X = np.concatenate([self.X, X])
-        self.acc = np.concatenate([self.acc, acc])
-        self.lat = np.concatenate([self.lat, lat])
-        # only the new rows are hashed: re-hashing the whole cache each generation cost more than
-        # the search's accuracy evaluations on a 20,000-arch run
-        self.keys = np.concatenate([self.keys, row_hash(np.asarray(X)) if len(X) else np.empty(0, np.uint64)])
-        self._order = np.argsort(self.keys, kind="stable")
-        self._sorted = self.keys[self._order]
+        X = np.asarray(X)
+        m = len(X)
+        if m == 0:
+            return
+        self._reserve(self._n + m)
+        lo, hi = self._n, self._n + m
+        self._X[lo:hi], self._acc[lo:hi], self._lat[lo:hi] = X, acc, lat
+        k = row_hash(X)  # only the new rows are hashed
+        self._keys[lo:hi] = k
+        self._n = hi
+        order = np.argsort(k, kind="stable")
+        # after equal keys already there, as a stable sort of the whole would place them
+        at = np.searchsorted(self._sorted, k[order], side="right")
+        self._sorted = np.insert(self._sorted, at, k[order])
+        self._order = np.insert(self._order, at, lo + order)
 
     def arrays(self) -> dict:
         return {"X": self.X, "acc": self.acc, "lat": self.lat}
 
     def load(self, arrays: dict) -> None:
-        self.X, self.acc, self.lat = arrays["X"].astype(np.int64), arrays["acc"], arrays["lat"]
-        self._reindex()
+        n_dims, n_targets = self._X.shape[1], self._lat.shape[1]
+        self.__init__(n_dims, n_targets)
+        X = np.asarray(arrays["X"]).astype(np.int64).reshape(-1, n_dims)
+        self.add(X, np.asarray(arrays["acc"]), np.asarray(arrays["lat"]).reshape(len(X), n_targets))
 
 
 def first_occurrence(X: np.ndarray) -> np.ndarray:
