@@ -11,7 +11,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from search_spaces.base import Arch, SearchSpace, describe_allowed
+from search_spaces.base import Arch, LayerPriced, SearchSpace, describe_allowed
 from search_spaces.cell_priced import CellPriced
 from search_spaces.errors import UserError
 from search_spaces.registry import get_space
@@ -326,8 +326,8 @@ def _cost_model_table(profile: DeviceProfile, space: SearchSpace) -> np.ndarray 
 def _layer_latency(table: SpaceTable, space: SearchSpace, device: str) -> LayerLatency:
     """A per-layer table as a ``LayerLatency`` whose columns follow the space's ``layer_options``."""
     layers = table.layers
-    options = list(getattr(space, "layer_options", ()) or ())
-    if layers is None or not options or not hasattr(space, "layer_choices"):
+    options = list(space.layer_options) if isinstance(space, LayerPriced) else []
+    if layers is None or not options:
         raise UserError(f"device {device!r}'s table for space {space.name!r} is per layer, but the space "
                         f"does not map its archs to layer choices (layer_options / layer_choices)")
     if sorted(options) != sorted(layers.options):

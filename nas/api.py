@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search_spaces import get_space, list_spaces
-from search_spaces.base import NetConfigReader, NetConfigWriter, describe_allowed
+from search_spaces.base import NetConfigReader, NetConfigWriter, ResolutionSized, describe_allowed
 from search_spaces.errors import UserError
 
 from .io import read_json
@@ -37,7 +37,7 @@ def describe_spaces() -> list[dict]:
                          "partial": partial, "fixed": {d.name: str(d.searched[0]) for d in fixed}})
         row = {"name": name, "description": sp.description,
                "version": sp.version, "n_dims": len(sp.dims), "dims": dims, "size": sp.size()}
-        if hasattr(sp, "size_per_resolution"):
+        if isinstance(sp, ResolutionSized):
             row["size_per_resolution"] = sp.size_per_resolution()
         rows.append(row)
     return rows

@@ -283,3 +283,20 @@ class NetConfigWriter(Protocol):
     """A space that writes an arch as a released tool's layer list (``nas convert --space``)."""
 
     def to_net_config(self, arch: Arch) -> dict: ...
+
+
+@runtime_checkable
+class LayerPriced(Protocol):
+    """A space whose archs map to one option per layer, so a per-layer latency table prices it
+    (``layer_options`` names the table's columns; ``layer_choices`` maps encoded archs to them)."""
+
+    layer_options: Sequence[str]
+
+    def layer_choices(self, X: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ResolutionSized(Protocol):
+    """A space that also searches the input resolution and reports its size at one resolution."""
+
+    def size_per_resolution(self) -> int: ...
