@@ -228,7 +228,7 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
         timers = {}
         for key in part:
             module, shape = sp.build_block(key)
-            timers[str(key)] = backend.prepare(module, tuple(shape))
+            timers[str(key)] = backend.prepare(module, tuple(shape), role="block")
             n_built += 1
             bar.advance()
         medians = {k: blocks.setdefault(k, {"rounds": []})["rounds"] for k in timers}
