@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "int8")
 ONNX_OPSET = 17
 ORT_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 INPUT_DTYPES = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8}  # quantized graph inputs
-# Inputs the int8 calibrator sees; latency does not depend on the values, only on the ranges being finite.
+# Inputs the int8 calibrator sees (unit normal; the module's BatchNorm statistics are set on the same scale).
 N_CALIBRATION_INPUTS = 4
 
 
@@ -107,7 +107,9 @@ def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: 
     Static QDQ rather than ``quantize_dynamic``: dynamic quantization turns convolutions into
     ConvInteger with activations quantized at run time, which ONNX Runtime's CPU kernels run slower
     than fp32; static QDQ is fused into QLinearConv, the int8 path a deployed CNN takes on x86 and
-    ARM. A few random inputs calibrate the activation ranges: latency does not depend on the values.
+    ARM. A few random inputs calibrate the activation ranges. Latency depends on those ranges (ONNX
+    Runtime keeps some depthwise convs in float when they are about 1, and fuses them when small), so
+    ``OrtBackend.prepare`` first gives the module unit-scale activations (``activation_ranges.py``).
     """
     import onnx
     import_onnxruntime()  # telemetry off before the quantizer's import loads onnxruntime
