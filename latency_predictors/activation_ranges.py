@@ -24,13 +24,20 @@ BATCH = 4  # > 1: a BatchNorm over a 1x1 map needs more than one value per chann
 
 
 def unit_activations(module, input_shape: tuple[int, ...], seed: int = 0):
-    """``module`` (in place, returned in eval mode) with BatchNorm statistics of unit-scale random inputs."""
+    """A copy of ``module`` in eval mode with BatchNorm statistics of unit-scale random inputs.
+
+    The caller's module is left as it is (its statistics may be trained ones); one without BatchNorm
+    is returned itself, in eval mode.
+    """
+    import copy
+
     import torch
     from torch import nn
 
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         return module.eval()
+    module = copy.deepcopy(module)
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the passes, not an exponential one

@@ -212,7 +212,7 @@ class OrtBackend:
         if s.precision == "int8":
             from .activation_ranges import unit_activations
 
-            module = unit_activations(module, input_shape)  # int8 kernels depend on the ranges (that module's doc)
+            module = unit_activations(module, input_shape)  # a copy: int8 kernels depend on the ranges (its doc)
         model = onnx_model_bytes(module, input_shape, s.batch)
         if s.precision == "int8":
             model = quantize_int8(model, input_shape, s.batch)
