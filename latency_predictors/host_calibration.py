@@ -182,8 +182,8 @@ def _say(profile: DeviceProfile, space_name: str, status: HostStatus, check: Hos
     extra = (f" (scale {cal['scale']:.3f}, offset {cal['offset_ms']:.3f} ms, fit MAPE {cal.get('fit_mape_pct', '?')} % "
              f"on {cal.get('n', '?')} networks{', cached' if cal.get('cached') else ''})"
              if status.status == "calibrated-here" else "")
-    warnings.warn(f"device {profile.name!r} ({space_name}) was measured on {check.measured_on}, this host is "
-                  f"{check.here}: {check.reason()}; {what[status.status]}{extra}", HostMismatchWarning, stacklevel=3)
+    warnings.warn(f"device {profile.name!r} ({space_name}) {check.describe()}; {what[status.status]}{extra}",
+                  HostMismatchWarning, stacklevel=3)
 
 
 def resolve_for_host(device, space, recalibrate=None) -> tuple[DeviceProfile, HostStatus | None]:

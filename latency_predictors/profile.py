@@ -76,10 +76,12 @@ class SpeedProbe(_Model):
     memory system, a throttled clock); the ratio of two probes says by how much (``probe.py``).
     """
 
-    version: int = 1  # the shape set; probes of different versions are not compared
+    version: int = 2  # the shape set and protocol (probe.PROBE_VERSION); different versions are not compared
     engine: str = "onnxruntime"
     threads: int | None = None
-    ms: dict[str, float] = Field(default_factory=dict)  # shape name -> fastest round's median
+    ms: dict[str, float] = Field(default_factory=dict)  # shape name -> fastest run of all rounds
+    repeat_pct: float | None = None  # even- vs odd-round probe disagreement: how far a re-probe may move it
+    rounds: int | None = None
     created: str | None = None
 
 

@@ -176,13 +176,19 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     if not path.is_file() and (reg := _registered(device)) is not None:
         # Extending a shipped profile (or one elsewhere): start from it, so its other spaces are kept.
         prof = _open_profile(reg.path, device, aliases, runtime)
-    if prof.source.kind == "measured" and (prof.host is None or prof.host.probe is None):
-        # The speed probe of this host, stored with the table (hostcheck.py compares it elsewhere).
+    if prof.source.kind == "measured" and settings.provider == "cpu":
+        # The speed probe of this host, stored with the table (hostcheck.py compares it elsewhere). A
+        # profile extended on its own host keeps each shape's fastest time of its probes; one from
+        # another host, or with a probe of an older kind, gets this host's.
         from . import probe as speed_probe
 
-        if settings.provider == "cpu":
-            host_probe = speed_probe.measure_probe(settings)
-            prof = prof.model_copy(update={"host": this_host().model_copy(update={"probe": host_probe})})
+        here = this_host()
+        host_probe = speed_probe.measure_probe()
+        old = prof.host.probe if prof.host is not None else None
+        if old is not None and prof.host.identity() == here.identity():
+            host_probe = speed_probe.fastest_of(old, host_probe)
+        speed_probe.remember_probe(here, host_probe)  # what a host check in this run compares against
+        prof = prof.model_copy(update={"host": here.model_copy(update={"probe": host_probe})})
     ppath = progress_path(out_dir, prof.name, sp.name)
     state = load_progress(ppath, settings)
     blocks = state["blocks"]
@@ -222,7 +228,7 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
         timers = {}
         for key in part:
             module, shape = sp.build_block(key)
-            timers[str(key)] = backend.prepare(module, tuple(shape))
+            timers[str(key)] = backend.prepare(module, tuple(shape), role="block")
             n_built += 1
             bar.advance()
         medians = {k: blocks.setdefault(k, {"rounds": []})["rounds"] for k in timers}
@@ -235,7 +241,9 @@ def profile_space(device: str, space: str, settings: RuntimeSettings | None = No
     return {"device": prof.name, "space": sp.name, "path": str(out_dir / f"{prof.name}.yaml"),
             "progress_path": str(ppath), "blocks": len(keys), "measured": len(pending),
             "reused": len(keys) - len(pending), "wall_s": round(wall, 1),
-            "total_wall_s": round(float(state["wall_s"]), 1), "runtime": runtime.model_dump(), **stats}
+            "total_wall_s": round(float(state["wall_s"]), 1), "runtime": runtime.model_dump(),
+            "probe": prof.host.probe.model_dump() if prof.host is not None and prof.host.probe is not None else None,
+            **stats}
 
 
 def block_stats(state: dict, keys: Sequence[str], rounds: int) -> dict:

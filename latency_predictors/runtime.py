@@ -31,7 +31,8 @@ PROVIDERS = ("cpu", "cuda")
 PRECISIONS = ("fp32", "int8")
 ONNX_OPSET = 17
 ORT_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-# Inputs the int8 calibrator sees; latency does not depend on the values, only on the ranges being finite.
+INPUT_DTYPES = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8}  # quantized graph inputs
+# Inputs the int8 calibrator sees (unit normal; the module's BatchNorm statistics are set on the same scale).
 N_CALIBRATION_INPUTS = 4
 
 
@@ -106,7 +107,9 @@ def quantize_int8(model: bytes, input_shape: tuple[int, ...], batch: int, seed: 
     Static QDQ rather than ``quantize_dynamic``: dynamic quantization turns convolutions into
     ConvInteger with activations quantized at run time, which ONNX Runtime's CPU kernels run slower
     than fp32; static QDQ is fused into QLinearConv, the int8 path a deployed CNN takes on x86 and
-    ARM. A few random inputs calibrate the activation ranges: latency does not depend on the values.
+    ARM. A few random inputs calibrate the activation ranges. Latency depends on those ranges (ONNX
+    Runtime keeps some depthwise convs in float when they are about 1, and fuses them when small), so
+    ``OrtBackend.prepare`` first gives the module unit-scale activations (``activation_ranges.py``).
     """
     import onnx
     import_onnxruntime()  # telemetry off before the quantizer's import loads onnxruntime
@@ -201,15 +204,27 @@ class OrtBackend:
         so.log_severity_level = 3
         return so
 
-    def prepare(self, module, input_shape: tuple[int, ...]) -> OrtTimer:
+    def prepare(self, module, input_shape: tuple[int, ...], role: str = "network") -> OrtTimer:
+        """A timer for ``module``; ``role="block"``: a block as it runs inside a network (int8: uint8 edges)."""
         ort = import_onnxruntime()
 
         s = self.settings
+        if s.precision == "int8":
+            from .activation_ranges import unit_activations
+
+            module = unit_activations(module, input_shape)  # a copy: int8 kernels depend on the ranges (its doc)
         model = onnx_model_bytes(module, input_shape, s.batch)
         if s.precision == "int8":
             model = quantize_int8(model, input_shape, s.batch)
+            if role == "block":
+                from .int8_edges import as_in_network
+
+                model = as_in_network(model)
         session = ort.InferenceSession(model, self.session_options(), providers=[self.execution_provider])
         x = np.random.default_rng(0).standard_normal((s.batch, *input_shape), dtype=np.float32)
+        dtype = INPUT_DTYPES.get(session.get_inputs()[0].type)
+        if dtype is not None:  # a quantized input (an int8 block in its network form): values do not matter
+            x = np.clip(np.round(64 * x + 128), 0, 255).astype(dtype)
         return OrtTimer(session, x, s.provider)
 
 
@@ -255,7 +270,7 @@ class TorchCudaBackend:
         self.settings = settings
         self.version = torch.__version__
 
-    def prepare(self, module, input_shape: tuple[int, ...]) -> TorchCudaTimer:
+    def prepare(self, module, input_shape: tuple[int, ...], role: str = "network") -> TorchCudaTimer:
         import torch
 
         module = module.eval().cuda()

@@ -13,8 +13,8 @@ import pytest
 from latency_predictors import host_calibration, probe as speed_probe
 from latency_predictors.cpuinfo import kernel_isa, parse_lscpu, parse_proc_cpuinfo
 from latency_predictors.host_calibration import RecalibrationPolicy
-from latency_predictors.hostcheck import HostMismatchWarning, check_host, host_differences, this_host
-from latency_predictors.probe import PROBE_SHAPES, PROBE_VERSION, probe_ratio
+from latency_predictors.hostcheck import REPROBES, HostMismatchWarning, check_host, host_differences, this_host
+from latency_predictors.probe import PROBE_SHAPES, PROBE_THREADS, PROBE_VERSION, fastest_of, probe_ratio
 from latency_predictors.profile import DeviceProfile, Runtime, Source, SpaceTable, SpeedProbe, host_fingerprint
 from latency_predictors.registry import load_profile, save_profile
 from latency_predictors.timing import RoundPlan
@@ -67,7 +67,7 @@ def test_x86_kernel_flags_separate_avx2_from_avx512_hosts():
 
 def test_an_arm_profile_is_another_host_here_and_the_probe_ratio_is_reported(device_dir):
     arm = host_fingerprint(cpu=parse_proc_cpuinfo(_text("graviton2_m6g_large.proc_cpuinfo.txt")))
-    arm = arm.model_copy(update={"probe": SpeedProbe(threads=2, ms={k: v / 3 for k, v in HERE_MS.items()})})
+    arm = arm.model_copy(update={"probe": SpeedProbe(threads=PROBE_THREADS, ms={k: v / 3 for k, v in HERE_MS.items()})})
     prof = _profile("graviton", arm)
     check = check_host(prof, measure_probe=lambda threads: SpeedProbe(threads=threads, ms=HERE_MS))
     assert not check.same and any(d.startswith("machine: 'aarch64'") for d in check.differences)
@@ -76,11 +76,72 @@ def test_an_arm_profile_is_another_host_here_and_the_probe_ratio_is_reported(dev
 
 
 def test_probe_runs_here_and_compares():
-    p = speed_probe.measure_probe(plan=RoundPlan(rounds=2, reps=2, warmup=1))
+    p = speed_probe.measure_probe(plan=RoundPlan(rounds=2, reps=2, warmup=1), warmup_s=0.01)
     assert p.version == PROBE_VERSION and set(p.ms) == set(PROBE_SHAPES) and all(v > 0 for v in p.ms.values())
+    assert p.threads == PROBE_THREADS and p.repeat_pct is not None and p.rounds in (2, 4, 6)
     assert probe_ratio(p, p) == pytest.approx(1.0)
     assert probe_ratio(p, p.model_copy(update={"ms": {k: 2 * v for k, v in p.ms.items()}})) == pytest.approx(2.0)
     assert probe_ratio(p, p.model_copy(update={"version": PROBE_VERSION + 1})) is None
+
+
+def test_fastest_of_two_probes_keeps_each_shapes_faster_time():
+    a = SpeedProbe(threads=1, ms={"x": 1.0, "y": 2.0}, repeat_pct=4.0, rounds=8)
+    b = SpeedProbe(threads=1, ms={"x": 1.5, "y": 1.0}, repeat_pct=1.0, rounds=8)
+    both = fastest_of(a, b)
+    assert both.ms == {"x": 1.0, "y": 1.0} and both.repeat_pct == 1.0 and both.rounds == 16
+    assert fastest_of(a, b.model_copy(update={"threads": 2})).ms == {"x": 1.5, "y": 1.0}  # not comparable: the new one
+
+
+class _Probes:
+    """This host's probes, one after another: HERE_MS times each factor (the last one repeats)."""
+
+    def __init__(self, *factors: float):
+        self.factors, self.calls = list(factors), 0
+
+    def __call__(self, threads: int) -> SpeedProbe:
+        f = self.factors[min(self.calls, len(self.factors) - 1)]
+        self.calls += 1
+        return SpeedProbe(threads=threads, ms={k: v * f for k, v in HERE_MS.items()}, repeat_pct=0.5)
+
+
+def test_same_fingerprint_and_one_slow_probe_is_reprobed_and_stays_this_host(device_dir):
+    """The same VM, quiet, once probed 0.80x its own probe of a minute before: one probe must not make it another host."""
+    prof = _profile("toy-twin", this_host().model_copy(update={"probe": SpeedProbe(threads=PROBE_THREADS, ms=HERE_MS)}))
+    probes = _Probes(1.3, 1.02)  # a burst slowed the first probe; the re-probe is this host's speed
+    check = check_host(prof, measure_probe=probes)
+    assert check.same and probes.calls == 2 and check.probes == 2
+    assert check.probe_ratio == pytest.approx(1.02) and check.reason() == "speed probe 1.02x"
+    # the combined probe is cached: the next check measures nothing and agrees
+    again = _Probes(5.0)
+    assert check_host(prof, measure_probe=again).same and again.calls == 0
+
+
+def test_same_fingerprint_and_a_probe_off_after_reprobes_says_same_cpu_but(device_dir):
+    prof = _profile("toy-twin", this_host().model_copy(update={"probe": SpeedProbe(threads=PROBE_THREADS, ms=HERE_MS)}))
+    probes = _Probes(0.8, 0.81, 0.79)  # this host runs the probe faster every time: it is not the same speed
+    check = check_host(prof, measure_probe=probes)
+    assert not check.same and probes.calls == 1 + REPROBES and check.probes == 1 + REPROBES
+    assert check.probe_ratio == pytest.approx(0.79) and check.differences == []
+    text = check.describe()
+    assert text.startswith("has the same CPU model and runtime as the host it was measured on")
+    assert "this host is" not in text and "0.79x the recorded time" in text and f"fastest of {1 + REPROBES} probes" in text
+    assert "repeats within 0.5 %" in text
+
+
+def test_another_fingerprint_is_not_reprobed(device_dir):
+    other = this_host().model_copy(update={"cpu_count": this_host().cpu_count + 2, "digest": "",
+                                           "probe": SpeedProbe(threads=PROBE_THREADS, ms=HERE_MS)})
+    probes = _Probes(1.3, 1.0)
+    check = check_host(_profile("toy-big", other), measure_probe=probes)
+    assert not check.same and probes.calls == 1 and check.probe_ratio == pytest.approx(1.3)
+    assert check.describe().startswith(f"was measured on {other.label()}, this host is {this_host().label()}: the speed")
+
+
+def test_a_probe_of_an_older_kind_is_not_compared(device_dir):
+    old = SpeedProbe(version=1, threads=2, ms={k: v / 3 for k, v in HERE_MS.items()})
+    probes = _Probes(1.0)
+    check = check_host(_profile("toy-v1", this_host().model_copy(update={"probe": old})), measure_probe=probes)
+    assert check.same and check.probe_ratio is None and probes.calls == 0
 
 
 # ---- another host, simulated by altering the stored probe ----------------------------------
@@ -99,15 +160,16 @@ def _profile(name: str, host, resolution: int = 128) -> DeviceProfile:
 @pytest.fixture
 def fake_probe(monkeypatch):
     """This host's probe is HERE_MS (no second spent measuring); a calibration here is 4 networks."""
-    monkeypatch.setattr(speed_probe, "measure_probe", lambda settings=None, **k: SpeedProbe(
-        threads=getattr(settings, "threads", 2), ms=HERE_MS))
+    monkeypatch.setattr(speed_probe, "measure_probe", lambda threads=PROBE_THREADS, **k: SpeedProbe(
+        threads=threads, ms=HERE_MS))
     monkeypatch.setattr(host_calibration, "DEFAULT_N", 4)
     monkeypatch.setattr(host_calibration, "DEFAULT_PLAN", RoundPlan(rounds=2, reps=2, warmup=1))
 
 
 def _save(name: str, ratio: float) -> None:
     """Save a profile of this very fingerprint whose stored probe makes this host ``ratio`` times slower."""
-    host = this_host().model_copy(update={"probe": SpeedProbe(threads=2, ms={k: v / ratio for k, v in HERE_MS.items()})})
+    host = this_host().model_copy(update={"probe": SpeedProbe(threads=PROBE_THREADS,
+                                                              ms={k: v / ratio for k, v in HERE_MS.items()})})
     save_profile(_profile(name, host))
 
 

@@ -206,3 +206,31 @@ def test_profile_ends_with_a_calibration_on_whole_networks(device_dir, nas_cli):
     assert code == 0 and "calibrated" not in out
     raw = yaml.safe_load((device_dir / "rawbox.yaml").read_text())["tables"]["ofa-small"].get("calibration")
     assert raw is None or (raw["scale"] == 1.0 and raw["offset_ms"] == 0.0)
+
+
+def test_profile_calibrates_into_the_profile_even_when_a_later_probe_reads_faster(device_dir, nas_cli, monkeypatch):
+    """The same host, probed at the start of `nas profile` and again at its calibration, is still this host.
+
+    Once the probe of the run itself was not remembered: the calibration step probed again, got 0.80x on the
+    same quiet VM, and stored the profile's own calibration in the other-host cache instead of the profile.
+    """
+    import yaml
+
+    from latency_predictors import probe as speed_probe
+    from latency_predictors.profile import SpeedProbe
+
+    calls = []
+
+    def probe(threads=speed_probe.PROBE_THREADS, **_):
+        calls.append(threads)
+        f = 1.0 if len(calls) == 1 else 0.8  # every later probe would read 0.80x the stored one
+        return SpeedProbe(threads=threads, ms={k: 0.1 * f for k in speed_probe.PROBE_SHAPES})
+
+    monkeypatch.setattr(speed_probe, "measure_probe", probe)
+    code, out, err = nas_cli("profile", "--device", "probedbox", "--space", "ofa-small", "--calibrate", "4",
+                             "--rounds", "2", "--reps", "2", "--warmup", "1", "--quiet")
+    assert code == 0, err
+    assert len(calls) == 1 and "HostMismatch" not in err and "speed probe" not in err
+    cal = yaml.safe_load((device_dir / "probedbox.yaml").read_text())["tables"]["ofa-small"]["calibration"]
+    assert "4 random ofa-small networks" in cal["note"]
+    assert not (device_dir / "calibrations").exists()

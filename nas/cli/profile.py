@@ -66,6 +66,10 @@ def run(args) -> int:
     print(f"  {rt['engine']} {rt['version']} {rt['execution_provider']}, threads {rt['threads']}, batch {rt['batch']}, "
           f"{rt['precision']}; median block spread between rounds {info['median_spread_pct']} %, "
           f"median even/odd-round repeat {info['median_repeat_pct']} %")
+    probe = info.get("probe")
+    if probe and probe.get("repeat_pct") is not None:
+        print(f"  speed probe of this host (compared wherever the profile is used): {probe['rounds']} rounds at "
+              f"{probe['threads']} thread, even/odd rounds agree within {probe['repeat_pct']:.2f} %")
     cal = info.get("calibration")
     if cal:
         print(f"  calibrated on {cal['n']} whole networks: scale {cal['scale']:.4f}, offset {cal['offset_ms']:.3f} ms; "
