@@ -190,7 +190,17 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
         sp = get_space(space if space is not None else request.space)
         pairs = target_pairs(target, latency_ms)
         accuracy = accuracy if accuracy is not None else request.accuracy
-    tgts = [make_target(t, sp, b, request.margin, recalibrate) for t, b in pairs]
+    early = _request_config(request, sp, pairs, space, strategy, accuracy) if out is not None and not resume else None
+    if early is not None:
+        # A target may measure for minutes before the search starts (a latency table measured on this
+        # host on demand, its calibration here): a kill then leaves a folder that --resume continues.
+        early.write(Path(out))
+    try:
+        tgts = [make_target(t, sp, b, request.margin, recalibrate) for t, b in pairs]
+    except Exception:
+        if early is not None:  # bad input leaves no trace (the folder is removed when empty)
+            (Path(out) / "config.json").unlink(missing_ok=True)
+        raise
     # what config.json records: names, the device's profile name, the resolved strategy and parameters
     resolved = dict(space=sp.name, space_module=getattr(sp, "module_spec", None),
                     targets=[(t.device, t.budget_ms) for t in tgts])
@@ -253,6 +263,16 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
 
             plot_search(result, run_dir / "search.png")
     return result
+
+
+def _request_config(request: SearchConfig, sp: SearchSpace, pairs, space, strategy, accuracy) -> SearchConfig | None:
+    """The request as config.json, when every part of it is named (a resume must rebuild it); else None."""
+    named = (isinstance(space, (str, SearchConfig)) or space is None) and all(isinstance(t, str) for t, _ in pairs)
+    if not named or not isinstance(strategy, (str, type(None))) or not isinstance(accuracy, (str, type(None))):
+        return None
+    from latency_predictors.units import parse_latency_ms
+
+    return request.model_copy(update=dict(space=sp.name, targets=[(t, parse_latency_ms(b)) for t, b in pairs]))
 
 
 def _params(strat) -> dict:
