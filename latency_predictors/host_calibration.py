@@ -257,7 +257,7 @@ def _space_table(prof: DeviceProfile, sp, check: HostCheck, policy: Recalibratio
         why = ("--recalibrate off never measures on this host (--recalibrate auto measures its blocks here, "
                "then calibrates them on whole networks here)")
     if why is not None:
-        raise missing_table_error(prof, sp, why)
+        raise missing_table_error(prof, sp, why, other_host=not check.same)
     from .cells import stored_profile
 
     here = measure_space_table(prof, sp, progress=policy.progress)

@@ -70,11 +70,16 @@ def why_not_measurable_here(profile: DeviceProfile) -> str | None:
     return None
 
 
-def missing_table_error(profile: DeviceProfile, space, why: str) -> UserError:
+def missing_table_error(profile: DeviceProfile, space, why: str, other_host: bool = False) -> UserError:
+    """The one-line error naming the ``nas profile`` command that adds the table (where it can run)."""
     covered = ", ".join(sorted(profile.tables)) or "none"
+    how = f"nas profile --device {profile.name} --space {space.name}"
+    # nas profile extends a measured profile only on the host it was measured on
+    where = (f"measure one on the host it was measured on with: {how}, or profile this host as a device of "
+             f"its own: nas profile --device mybox --space {space.name} (then --target mybox)"
+             if other_host else f"measure one with: {how}")
     return UserError(f"device {profile.name!r} has no latency table for space {space.name!r} (it covers: "
-                     f"{covered}) and {why}; measure one with: nas profile --device {profile.name} --space "
-                     f"{space.name}")
+                     f"{covered}) and {why}; {where}")
 
 
 def measure_space_table(profile: DeviceProfile, space, plan=None, progress: bool = True) -> MeasuredHere:
