@@ -248,10 +248,12 @@ def _space_table(prof: DeviceProfile, sp, check: HostCheck, policy: Recalibratio
     so every result says whose blocks it priced with.
     """
     from .on_demand import lacks_space_table, measure_space_table, measured_here, missing_table_error, \
-        why_not_measurable_here
+        n_blocks, why_not_measurable_here
 
-    if not lacks_space_table(prof, sp):
-        return prof, (measured_here(prof, sp) if not check.same and sp.name in prof.tables else None)
+    here = measured_here(prof, sp) if sp.name in prof.tables else None
+    # a table measured here by a run killed part-way is completed (its blocks' rounds resume)
+    if not lacks_space_table(prof, sp) and (here is None or here.blocks >= n_blocks(sp)):
+        return prof, (here if not check.same else None)
     why = why_not_measurable_here(prof)
     if why is None and policy.mode == "off":
         why = ("--recalibrate off never measures on this host (--recalibrate auto measures its blocks here, "

@@ -53,6 +53,13 @@ def lacks_space_table(profile: DeviceProfile, space) -> bool:
     return profile.fit is None or not profile.fit.model  # a cost model prices any space
 
 
+def n_blocks(space) -> int:
+    """Distinct blocks of the space's searched archs: what a complete table holds."""
+    from .profiler import distinct_blocks
+
+    return len(distinct_blocks(space))
+
+
 def why_not_measurable_here(profile: DeviceProfile) -> str | None:
     """Why this host cannot measure blocks the way ``profile`` was measured, or None when it can."""
     if profile.source.kind != "measured":

@@ -52,9 +52,14 @@ host_calibration.DEFAULT_PLAN = RoundPlan(rounds=2, reps=2, warmup=1)
 CHILD = SMALL + """
 import os, signal, sys
 real_save = profiler.save_progress
-def save_then_die(path, state):  # killed right after its first saved round, at any load
+saves = []
+def save_then_die(path, state):
+    # Killed right after the first round of the second chunk (64 blocks a chunk): the first chunk's
+    # blocks are complete and in the table, the second's have one round. At any load.
     real_save(path, state)
-    os.kill(os.getpid(), signal.SIGKILL)
+    saves.append(path)
+    if len(saves) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
 profiler.save_progress = save_then_die
 from nas.cli import main
 main(sys.argv[1:])
@@ -104,7 +109,10 @@ def test_kill_9_while_measuring_then_resume_times_no_block_twice(nas_cli, device
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
     progress = progress_path(device_dir, "x86-2core-ort", "ofa-tiny")
     before = {k: b["rounds"] for k, b in json.loads(progress.read_text())["blocks"].items()}
-    assert before and all(len(r) < 3 for r in before.values())  # killed mid-way: after its first round
+    assert sorted(map(len, before.values())) == [1] * 32 + [3] * 64  # killed mid-way: 2nd chunk, 1st round
+    from latency_predictors.registry import load_profile
+
+    assert len(load_profile(device_dir / "x86-2core-ort.yaml").tables["ofa-tiny"].entries) == 64
     assert (run / "config.json").is_file()  # a kill before the search started still leaves a run to resume
 
     log = tmp_path / "built.txt"
@@ -118,8 +126,6 @@ def test_kill_9_while_measuring_then_resume_times_no_block_twice(nas_cli, device
         assert len(rounds) == 3, k  # exactly its rounds: none timed twice
         assert rounds[:len(before.get(k, []))] == before.get(k, [])  # rounds from before the kill kept
     assert len(after) == 96
-    from latency_predictors.registry import load_profile
-
     table = load_profile(device_dir / "x86-2core-ort.yaml").tables["ofa-tiny"]
     assert len(table.entries) == 96 and "measured on demand" in table.source.provenance
     host = json.loads(out)["targets"][0]["host"]
