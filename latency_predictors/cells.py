@@ -129,6 +129,13 @@ def stored_profile(profile: DeviceProfile, out_dir=None) -> DeviceProfile:
     return _latest(profile, _store_dir(profile, out_dir))
 
 
+def store_profile_copy(profile: DeviceProfile, out_dir=None) -> Path:
+    """Write the profile where on-demand measuring stores it (its user folder, or a user copy of a shipped one)."""
+    from .registry import save_profile
+
+    return save_profile(profile, _store_dir(profile, out_dir))
+
+
 def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table_name: str, out_dir=None,
                   plan: RoundPlan = CELL_PLAN, progress: bool = True, seed: int = 0,
                   timer=None) -> dict[str, float]:
@@ -190,7 +197,8 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
             part = pending[start:start + CHUNK]
             timers = {}
             for k in part:
-                timers[k] = timer(backend, by_text[k]) if timer is not None else UnitTimer(backend, *space.build_unit(by_text[k]))
+                timers[k] = (timer(backend, by_text[k]) if timer is not None
+                             else UnitTimer(backend, *space.build_unit(by_text[k])))
                 bar.advance()
             medians = {k: rounds.setdefault(k, {"rounds": []})["rounds"] for k in timers}
             run_rounds(timers, medians, plan, rng, on_round=lambda _r: save_rounds(), progress=bar)

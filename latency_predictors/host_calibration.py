@@ -266,10 +266,10 @@ def _space_table(prof: DeviceProfile, sp, check: HostCheck, policy: Recalibratio
     prof = stored_profile(prof)
     if check.same:
         # The profile's own host: its calibration goes into the profile, as `nas profile` ends.
-        from .calibrate import calibrate_device
+        from .on_demand import calibrate_into_profile
 
-        calibrate_device(prof.name, sp, n=policy.n, seed=policy.seed, plan=policy.plan, progress=policy.progress)
-        prof = stored_profile(prof)
+        prof = calibrate_into_profile(prof, sp, n=policy.n, seed=policy.seed, plan=policy.plan,
+                                      progress=policy.progress)
     return prof, here
 
 

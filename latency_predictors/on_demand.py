@@ -138,3 +138,21 @@ def measured_here(profile: DeviceProfile, space) -> MeasuredHere | None:
         return None
     return MeasuredHere(table=space.name, host=here.label(), blocks=len(table.entries), measured=0,
                         measuring_s=round(float(state.get("wall_s", 0.0)), 1))
+
+
+def calibrate_into_profile(profile: DeviceProfile, space, n: int, seed: int = 0, plan=None,
+                           progress: bool = True) -> DeviceProfile:
+    """Fit the space's calibration on whole networks here and store it in the profile (measured on this host)."""
+    from .calibration import fit_calibration
+    from .cells import store_profile_copy, stored_profile
+
+    cals, _ = fit_calibration(profile, space, n=n, seed=seed, plan=plan, progress=progress,
+                              label=f"calibrating {profile.name}/{space.name}")
+    prof = stored_profile(profile)
+    tables = dict(prof.tables)
+    for name, cal in cals.items():
+        if name in tables:
+            tables[name] = tables[name].model_copy(update={"calibration": cal})
+    prof = prof.model_copy(update={"tables": tables})
+    store_profile_copy(prof)
+    return prof

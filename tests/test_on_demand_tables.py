@@ -144,3 +144,20 @@ def test_kill_9_while_measuring_then_resume_times_no_block_twice(nas_cli, device
                              "40", "--no-plot", "--json", "--recalibrate", "off", "--out", tmp_path / "off")
     assert code == 0, err
     assert json.loads(out)["targets"][0]["host"]["status"] == "flagged"
+
+
+def test_a_profile_of_this_host_gets_the_table_and_its_calibration(nas_cli, device_dir, tiny, small_plans, tmp_path):
+    from latency_predictors import DeviceProfile, Runtime, Source, load_profile, save_profile
+    from latency_predictors.hostcheck import this_host
+
+    assert this_host().isa is not None  # a fingerprint with ISA features: this host, not a legacy record
+    save_profile(DeviceProfile(name="here", source=Source(kind="measured", provenance="test"), host=this_host(),
+                               runtime=Runtime(engine="onnxruntime", version="x", threads=2, batch=1,
+                                               execution_provider="CPUExecutionProvider", precision="fp32")))
+    code, out, err = nas_cli("search", "--space-module", tiny, "--target", "here", "--latency", "1ms", "--budget",
+                             "40", "--no-plot", "--json", "--out", tmp_path / "run")
+    assert code == 0, err
+    host = json.loads(out)["targets"][0]["host"]
+    assert host["status"] == "same-host" and host["measured_here"]["measured"] == 96
+    table = load_profile(device_dir / "here.yaml").tables["ofa-tiny"]
+    assert len(table.entries) == 96 and table.calibration is not None and "4 random" in table.calibration.note

@@ -147,10 +147,11 @@ def test_search_on_a_predictor_then_its_top_k_measured_with_the_supernet(small, 
     assert found == pytest.approx(measured, abs=1e-6)
     best_file = json.loads((tmp_path / "s" / "best_arch.json").read_text())
     sp = get_space("ofa-small")
-    assert (sp.encode([best_file["arch"] if "arch" in best_file else best_file]) == sp.encode([res["best"]["arch"]])).all()
+    assert (sp.encode([best_file["arch"]]) == sp.encode([res["best"]["arch"]])).all()
     # --data without a supernet to measure with is refused
     code, _, err = nas_cli("search", "--space", "ofa-small", "--accuracy", f"predictor:{tmp_path / 'p.json'}",
-                           "--data", small / "d10.npz", "--target", "pixel", "--latency", "5ms", "--out", tmp_path / "x")
+                           "--data", small / "d10.npz", "--target", "pixel", "--latency", "5ms",
+                           "--out", tmp_path / "x")
     _one_line_exit2(code, err)
     assert "--verify-accuracy supernet:CKPT" in err and not (tmp_path / "x").exists()
 

@@ -205,8 +205,8 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
         goal = (f"soft target T = {t.budget_ms:g} ms (reward top-1 x (latency/T)^{result.w:g})"
                 if soft else f"<= {t.budget_ms:g} ms{margin}")
-        where = (f"; {t.host['label']}" if t.host and (t.host.get("status") != "same-host" or t.host.get("measured_here"))
-                 else "")
+        shown = t.host and (t.host.get("status") != "same-host" or t.host.get("measured_here"))
+        where = f"; {t.host['label']}" if shown else ""
         lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}{where}]")
         if verbose:
             lines.append(f"  latency source: {t.latency_source}")
