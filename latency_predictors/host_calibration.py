@@ -251,8 +251,9 @@ def _space_table(prof: DeviceProfile, sp, check: HostCheck, policy: Recalibratio
         n_blocks, why_not_measurable_here
 
     here = measured_here(prof, sp) if sp.name in prof.tables else None
-    # a table measured here by a run killed part-way is completed (its blocks' rounds resume)
-    if not lacks_space_table(prof, sp) and (here is None or here.blocks >= n_blocks(sp)):
+    # A table measured here on demand by a run killed part-way is completed (its blocks' rounds
+    # resume); a partial table of `nas profile --limit/--resolutions` on its own host is left as it is.
+    if not lacks_space_table(prof, sp) and (here is None or not here.on_demand or here.blocks >= n_blocks(sp)):
         return prof, (here if not check.same else None)
     why = why_not_measurable_here(prof)
     if why is None and policy.mode == "off":

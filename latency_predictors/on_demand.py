@@ -28,6 +28,9 @@ from search_spaces.errors import UserError
 from .profile import DeviceProfile
 
 
+ON_DEMAND = "measured on demand"  # in the provenance cells.measure_units writes
+
+
 @dataclass
 class MeasuredHere:
     """A space's table measured on this host for a profile from elsewhere (recorded in a result's ``host``)."""
@@ -37,6 +40,7 @@ class MeasuredHere:
     blocks: int  # distinct blocks in the table
     measured: int  # of which measured in this call (0: read from an earlier run's table)
     measuring_s: float  # measuring wall time over all runs
+    on_demand: bool = True  # measured by this module (False: by `nas profile` on this host)
 
     def label(self) -> str:
         when = "" if self.measured else " (earlier)"
@@ -136,8 +140,10 @@ def measured_here(profile: DeviceProfile, space) -> MeasuredHere | None:
     table = stored_profile(profile).tables.get(space.name)
     if table is None:
         return None
+    src = table.source.provenance if table.source is not None else ""
     return MeasuredHere(table=space.name, host=here.label(), blocks=len(table.entries), measured=0,
-                        measuring_s=round(float(state.get("wall_s", 0.0)), 1))
+                        measuring_s=round(float(state.get("wall_s", 0.0)), 1),
+                        on_demand=ON_DEMAND in src)
 
 
 def calibrate_into_profile(profile: DeviceProfile, space, n: int, seed: int = 0, plan=None,
