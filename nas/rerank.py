@@ -17,14 +17,14 @@ import numpy as np
 from .results import SearchResult
 
 
-def rerank_result(result: SearchResult, space, spec: str, run_dir=None) -> SearchResult:
-    """Each top-k arch's ``measured_top1`` from ``spec``; top-k re-ranked by it, best = best measured."""
-    from .accuracy import describe, get_estimator
+def rerank_result(result: SearchResult, space, est, spec: str, run_dir=None) -> SearchResult:
+    """Each top-k arch's ``measured_top1`` by the estimator ``est`` (built from ``spec``); top-k
+    re-ranked by it, best = best measured."""
+    from .accuracy import describe
     from .accuracy.run_state import KeepsRunState
 
     if not result.top_k:
         return result
-    est = get_estimator(spec, space)
     if run_dir is not None and isinstance(est, KeepsRunState):  # a resumed run's verification is cached
         est.use_run_dir(run_dir)
     t0 = time.perf_counter()

@@ -212,6 +212,8 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
             return train_search(sp, tgts[0], strat, config, seed=request.seed, out=out, resume=resume,
                                 progress=progress, callbacks=callbacks)
         est = get_estimator(accuracy, sp)
+        # built now: a bad --verify-accuracy is refused before the search, not after it
+        verifier = get_estimator(verify_accuracy, sp) if verify_accuracy is not None else None
         strat = get_strategy(strategy if strategy is not None else default_strategy(est), **request.strategy_params)
         objective = Objective(sp, est, tgts, reward=request.reward, w=request.w)
         budget, seed, top_k = request.budget, request.seed, request.top_k
@@ -249,7 +251,7 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
     if verify_accuracy is not None:
         from .rerank import rerank_result
 
-        result = rerank_result(result, sp, verify_accuracy, run_dir)
+        result = rerank_result(result, sp, verifier, verify_accuracy, run_dir)
     if verify:
         from .verify import verify_result
 
