@@ -124,13 +124,27 @@ def _latest(profile: DeviceProfile, directory: Path) -> DeviceProfile:
         return profile
 
 
+def stored_profile(profile: DeviceProfile, out_dir=None) -> DeviceProfile:
+    """The profile as on-demand measuring stored it (``out_dir``, else the user folder), else the one given."""
+    return _latest(profile, _store_dir(profile, out_dir))
+
+
+def store_profile_copy(profile: DeviceProfile, out_dir=None) -> Path:
+    """Write the profile where on-demand measuring stores it (its user folder, or a user copy of a shipped one)."""
+    from .registry import save_profile
+
+    return save_profile(profile, _store_dir(profile, out_dir))
+
+
 def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table_name: str, out_dir=None,
-                  plan: RoundPlan = CELL_PLAN, progress: bool = True, seed: int = 0) -> dict[str, float]:
+                  plan: RoundPlan = CELL_PLAN, progress: bool = True, seed: int = 0,
+                  timer=None) -> dict[str, float]:
     """Time every unit of ``keys`` lacking rounds into ``table_name``; returns key text -> ms of completed units.
 
     After every round the progress file (``<dir>/<device>.progress/<table>.json``) and the profile's
     table are written atomically; a unit's rounds already in the progress file are never measured
-    again. Units are measured on this host, which the table's provenance names.
+    again. Units are measured on this host, which the table's provenance names. ``timer(backend,
+    key)`` builds what times one key (default: the space's whole unit, ``UnitTimer``).
     """
     from .profiler import load_progress, progress_path, save_progress
     from .registry import save_profile
@@ -183,8 +197,8 @@ def measure_units(space, keys: Sequence[BlockKey], profile: DeviceProfile, table
             part = pending[start:start + CHUNK]
             timers = {}
             for k in part:
-                module, shapes = space.build_unit(by_text[k])
-                timers[k] = UnitTimer(backend, module, shapes)
+                timers[k] = (timer(backend, by_text[k]) if timer is not None
+                             else UnitTimer(backend, *space.build_unit(by_text[k])))
                 bar.advance()
             medians = {k: rounds.setdefault(k, {"rounds": []})["rounds"] for k in timers}
             run_rounds(timers, medians, plan, rng, on_round=lambda _r: save_rounds(), progress=bar)

@@ -91,6 +91,7 @@ class HostStatus:
     probe_ratio: float | None = None
     calibration: dict | None = None  # scale, offset_ms, n, fit MAPE, created, cache path: when calibrated here
     recalibrate: str = "auto"
+    measured_here: dict | None = None  # the space's table measured on this host on demand (on_demand.MeasuredHere)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -198,16 +199,20 @@ def resolve_for_host(device, space, recalibrate=None) -> tuple[DeviceProfile, Ho
     check = check_host(prof, probe=True, measure_probe=policy.measure_probe)
     if check is None:
         return prof, None
+    prof, here = _space_table(prof, sp, check, policy)
+    extra = f"; {here.label()}" if here is not None else ""
     if check.same:
-        return prof, HostStatus(status="same-host", label="measured on this host", measured_on=check.measured_on,
-                                this_host=check.here, differences=[], probe_ratio=_round(check.probe_ratio),
-                                recalibrate=policy.mode)
+        return prof, HostStatus(status="same-host", label="measured on this host" + extra,
+                                measured_on=check.measured_on, this_host=check.here, differences=[],
+                                probe_ratio=_round(check.probe_ratio), recalibrate=policy.mode,
+                                measured_here=here.as_dict() if here is not None else None)
     names = _table_names(prof, sp)
     base = dict(measured_on=check.measured_on, this_host=check.here, differences=check.differences,
-                probe_ratio=_round(check.probe_ratio), recalibrate=policy.mode)
+                probe_ratio=_round(check.probe_ratio), recalibrate=policy.mode,
+                measured_here=here.as_dict() if here is not None else None)
     if policy.mode == "off":
-        status = HostStatus(status="flagged", label=f"measured on {check.measured_on}, not calibrated here (flagged)",
-                            **base)
+        status = HostStatus(status="flagged", label=f"measured on {check.measured_on}, not calibrated here "
+                                                    f"(flagged){extra}", **base)
         _say(prof, sp.name, status, check)
         return prof, status
     entries = {n: cached_calibration(prof, n) for n in names}
@@ -227,13 +232,46 @@ def resolve_for_host(device, space, recalibrate=None) -> tuple[DeviceProfile, Ho
         path = store_calibration(prof, cals, info)
         prof = get_profile(device)  # as registered now (a graph space may have measured units meanwhile)
     main = cals[names[0]] if names[0] in cals else next(iter(cals.values()))
-    status = HostStatus(status="calibrated-here", label=f"measured on {check.measured_on}, calibrated here",
+    status = HostStatus(status="calibrated-here", label=f"measured on {check.measured_on}, calibrated here{extra}",
                         calibration={"scale": main.scale, "offset_ms": main.offset_ms, "cached": cached,
                                      "path": str(path), **{k: v for k, v in info.items() if k in
                                                            ("n", "fit_mape_pct", "loo_mape_pct", "created")}},
                         **base)
     _say(prof, sp.name, status, check)
     return with_calibrations(prof, cals), status
+
+
+def _space_table(prof: DeviceProfile, sp, check: HostCheck, policy: RecalibrationPolicy):
+    """(profile, what was measured here): a missing per-op table of ``sp`` measured on this host (auto only).
+
+    A table this host measured on demand earlier is reported too (on a profile from another host),
+    so every result says whose blocks it priced with.
+    """
+    from .on_demand import lacks_space_table, measure_space_table, measured_here, missing_table_error, \
+        n_blocks, why_not_measurable_here
+
+    here = measured_here(prof, sp) if sp.name in prof.tables else None
+    # A table measured here on demand by a run killed part-way is completed (its blocks' rounds
+    # resume); a partial table of `nas profile --limit/--resolutions` on its own host is left as it is.
+    if not lacks_space_table(prof, sp) and (here is None or not here.on_demand or here.blocks >= n_blocks(sp)):
+        return prof, (here if not check.same else None)
+    why = why_not_measurable_here(prof)
+    if why is None and policy.mode == "off":
+        why = ("--recalibrate off never measures on this host (--recalibrate auto measures its blocks here, "
+               "then calibrates them on whole networks here)")
+    if why is not None:
+        raise missing_table_error(prof, sp, why, other_host=not check.same)
+    from .cells import stored_profile
+
+    here = measure_space_table(prof, sp, progress=policy.progress)
+    prof = stored_profile(prof)
+    if check.same:
+        # The profile's own host: its calibration goes into the profile, as `nas profile` ends.
+        from .on_demand import calibrate_into_profile
+
+        prof = calibrate_into_profile(prof, sp, n=policy.n, seed=policy.seed, plan=policy.plan,
+                                      progress=policy.progress)
+    return prof, here
 
 
 def _round(x: float | None) -> float | None:

@@ -26,6 +26,7 @@ class ArchScore(BaseModel):
     score: float
     measured_latency_ms: dict[str, float] = Field(default_factory=dict,
                                                   description="whole-network measurement here (--verify)")
+    measured_top1: float | None = Field(default=None, description="top-1 measured by --verify-accuracy's estimator")
 
     @field_validator("macs", "params", mode="before")
     @classmethod
@@ -72,6 +73,7 @@ class SearchResult(BaseModel):
     history: list[dict[str, float]]
     notes: list[str] = []
     verified_devices: list[str] = []
+    verified_accuracy: dict[str, Any] | None = None  # --verify-accuracy: what re-measured the top-k (nas/rerank.py)
     training: dict[str, Any] | None = None  # training strategies: how the target was reached, reduced config
     versions: dict[str, str]
     wall_time_s: float

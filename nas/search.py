@@ -7,6 +7,7 @@ atomically to ``checkpoint.npz`` in the run folder, and a resumed run continues 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,7 +156,7 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
            reward=None, w=None, latency_margin=None, top_k=None, strategy_params=None,
            out: str | Path | None = None, resume: bool = False, progress: bool = False,
            callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True,
-           verify: bool = False, recalibrate=None) -> SearchResult:
+           verify: bool = False, recalibrate=None, verify_accuracy: str | None = None) -> SearchResult:
     """Find the most accurate arch of ``space`` that meets ``latency_ms`` on ``target``.
 
     Either a ``SearchConfig`` (``search(config, out=...)``) or its settings by name; a setting left
@@ -171,7 +172,9 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
     result as an uninterrupted one. ``verify=True`` measures the top-k whole on targets measured on
     this host and re-ranks them. ``recalibrate``: "auto" (default; ``$HWNAS_RECALIBRATE`` overrides)
     calibrates a device measured on another host here first (cached per host), "off" predicts with its
-    table and flags it; each target's ``host`` in the result says which.
+    table and flags it; each target's ``host`` in the result says which. ``verify_accuracy``: an
+    estimator spec (``supernet:CKPT``) that measures the top-k afterwards; they are re-ranked by it
+    (``nas/rerank.py``: search on a predictor, keep its best measured pick).
     """
     t0 = time.perf_counter()
     settings = dict(strategy=strategy, accuracy=accuracy, budget=budget, seed=seed, reward=reward, w=w,
@@ -190,47 +193,54 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
         sp = get_space(space if space is not None else request.space)
         pairs = target_pairs(target, latency_ms)
         accuracy = accuracy if accuracy is not None else request.accuracy
-    tgts = [make_target(t, sp, b, request.margin, recalibrate) for t, b in pairs]
-    # what config.json records: names, the device's profile name, the resolved strategy and parameters
-    resolved = dict(space=sp.name, space_module=getattr(sp, "module_spec", None),
-                    targets=[(t.device, t.budget_ms) for t in tgts])
-    if strategy is not None and isinstance(strat := get_strategy(strategy, **request.strategy_params), TrainingStrategy):
-        # a strategy that trains a supernet: same run folder, checkpoints, progress and result (nas.gradient)
-        if len(tgts) != 1:
-            raise UserError(f"strategy {strat.name!r} takes one latency target, got {len(tgts)}")
-        from .gradient.runner import train_search
+    early = _request_config(request, sp, pairs, space, strategy, accuracy) if out is not None and not resume else None
+    # A target may measure for minutes before the search starts (a latency table measured on this
+    # host on demand, its calibration here): a kill then leaves a folder that --resume continues.
+    with _provisional_config(Path(out) if early is not None else None, early):
+        tgts = [make_target(t, sp, b, request.margin, recalibrate) for t, b in pairs]
+        # what config.json records: names, the device's profile name, the resolved strategy and parameters
+        resolved = dict(space=sp.name, space_module=getattr(sp, "module_spec", None),
+                        targets=[(t.device, t.budget_ms) for t in tgts])
+        if strategy is not None and isinstance(strat := get_strategy(strategy, **request.strategy_params),
+                                               TrainingStrategy):
+            # a strategy that trains a supernet: same run folder, checkpoints, progress and result (nas.gradient)
+            if len(tgts) != 1:
+                raise UserError(f"strategy {strat.name!r} takes one latency target, got {len(tgts)}")
+            from .gradient.runner import train_search
 
-        config = request.model_copy(update=dict(resolved, strategy=strat.name, strategy_params=strat.params()))
-        return train_search(sp, tgts[0], strat, config, seed=request.seed, out=out, resume=resume,
-                            progress=progress, callbacks=callbacks)
-    est = get_estimator(accuracy, sp)
-    strat = get_strategy(strategy if strategy is not None else default_strategy(est), **request.strategy_params)
-    objective = Objective(sp, est, tgts, reward=request.reward, w=request.w)
-    budget, seed, top_k = request.budget, request.seed, request.top_k
+            config = request.model_copy(update=dict(resolved, strategy=strat.name, strategy_params=strat.params()))
+            return train_search(sp, tgts[0], strat, config, seed=request.seed, out=out, resume=resume,
+                                progress=progress, callbacks=callbacks)
+        est = get_estimator(accuracy, sp)
+        # built now: a bad --verify-accuracy is refused before the search, not after it
+        verifier = get_estimator(verify_accuracy, sp) if verify_accuracy is not None else None
+        strat = get_strategy(strategy if strategy is not None else default_strategy(est), **request.strategy_params)
+        objective = Objective(sp, est, tgts, reward=request.reward, w=request.w)
+        budget, seed, top_k = request.budget, request.seed, request.top_k
 
-    grid, lowest, n_setup_priced = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
-    resolved_params = strat.resolve(budget, grid.n_dims)
-    if objective.constrained():
-        check_reachable(sp, tgts, lowest)
+        grid, lowest, n_setup_priced = priced_subspace(SearchGrid.of(sp), objective, np.random.default_rng(seed))
+        resolved_params = strat.resolve(budget, grid.n_dims)
+        if objective.constrained():
+            check_reachable(sp, tgts, lowest)
 
-    config = request.model_copy(update=dict(
-        resolved, strategy=getattr(strat, "name", type(strat).__name__), strategy_params=_params(strat),
-        accuracy=accuracy if isinstance(accuracy, str) else describe(est)["name"]))
-    fingerprint = config.fingerprint()
-    run_dir = Path(out) if out is not None else None
-    if run_dir is not None:
-        if not resume and (run_dir / "checkpoint.npz").exists():
-            raise UserError(f"run folder {str(run_dir)!r} already holds a search; pass --resume to continue it "
-                            "or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume and (run_dir / "result.json").is_file() and peek_finished(run_dir / "checkpoint.npz"):
-            from .run.checkpoint import load as _check
+        config = request.model_copy(update=dict(
+            resolved, strategy=getattr(strat, "name", type(strat).__name__), strategy_params=_params(strat),
+            accuracy=accuracy if isinstance(accuracy, str) else describe(est)["name"]))
+        fingerprint = config.fingerprint()
+        run_dir = Path(out) if out is not None else None
+        if run_dir is not None:
+            if not resume and (run_dir / "checkpoint.npz").exists():
+                raise UserError(f"run folder {str(run_dir)!r} already holds a search; pass --resume to continue it "
+                                "or choose another --out")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if resume and (run_dir / "result.json").is_file() and peek_finished(run_dir / "checkpoint.npz"):
+                from .run.checkpoint import load as _check
 
-            _check(run_dir / "checkpoint.npz", fingerprint)  # same configuration, or a one-line error
-            return load_result(run_dir)  # a finished run: its result stays as it is
-        config.write(run_dir)
-        if isinstance(est, KeepsRunState):  # e.g. supernet:CKPT's cache: a resume never measures twice
-            est.use_run_dir(run_dir)
+                _check(run_dir / "checkpoint.npz", fingerprint)  # same configuration, or a one-line error
+                return load_result(run_dir)  # a finished run: its result stays as it is
+            config.write(run_dir)
+            if isinstance(est, KeepsRunState):  # e.g. supernet:CKPT's cache: a resume never measures twice
+                est.use_run_dir(run_dir)
 
     cbs = list(callbacks) + ([Progress(budget)] if progress else [])
     outcome = run_search(sp, grid, objective, strat, resolved_params, budget, seed, top_k,
@@ -238,6 +248,10 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
     wall_s = outcome.elapsed_before_s + time.perf_counter() - t0
     outcome.counters["n_latency_rows"] += n_setup_priced
     result = _result(sp, objective, resolved_params, est, config, outcome, wall_s)
+    if verify_accuracy is not None:
+        from .rerank import rerank_result
+
+        result = rerank_result(result, sp, verifier, verify_accuracy, run_dir)
     if verify:
         from .verify import verify_result
 
@@ -253,6 +267,31 @@ def search(space=None, target=None, latency_ms=None, *, strategy=None, accuracy=
 
             plot_search(result, run_dir / "search.png")
     return result
+
+
+@contextlib.contextmanager
+def _provisional_config(run_dir: Path | None, config: SearchConfig | None):
+    """config.json written before the targets are set up, removed again when setting up fails (bad input)."""
+    if run_dir is None or config is None:
+        yield
+        return
+    config.write(run_dir)
+    try:
+        yield
+    except Exception:
+        if not (run_dir / "checkpoint.npz").exists():  # bad input leaves no trace (an empty folder is removed)
+            (run_dir / "config.json").unlink(missing_ok=True)
+        raise
+
+
+def _request_config(request: SearchConfig, sp: SearchSpace, pairs, space, strategy, accuracy) -> SearchConfig | None:
+    """The request as config.json, when every part of it is named (a resume must rebuild it); else None."""
+    named = (isinstance(space, (str, SearchConfig)) or space is None) and all(isinstance(t, str) for t, _ in pairs)
+    if not named or not isinstance(strategy, (str, type(None))) or not isinstance(accuracy, (str, type(None))):
+        return None
+    from latency_predictors.units import parse_latency_ms
+
+    return request.model_copy(update=dict(space=sp.name, targets=[(t, parse_latency_ms(b)) for t, b in pairs]))
 
 
 def _params(strat) -> dict:
@@ -330,7 +369,7 @@ def load_config(run_dir: str | Path) -> SearchConfig:
 
 def resume(run_dir: str | Path, *, space_module: str | None = None, progress: bool = False,
            callbacks: Sequence[Callable[[dict], None]] = (), plot: bool = True, verify: bool = False,
-           recalibrate=None) -> SearchResult:
+           recalibrate=None, verify_accuracy: str | None = None) -> SearchResult:
     """Continue the search in ``run_dir`` with its config.json: the result an uninterrupted run gives.
 
     A run over a user's space file imports that file again, which runs its code: only when the
@@ -343,4 +382,4 @@ def resume(run_dir: str | Path, *, space_module: str | None = None, progress: bo
     if space_module and not config.space_module:
         raise UserError(f"this run searched the registered space {config.space!r}; drop --space-module")
     return search(config, out=run_dir, resume=True, progress=progress, callbacks=callbacks, plot=plot,
-                  verify=verify, recalibrate=recalibrate)
+                  verify=verify, recalibrate=recalibrate, verify_accuracy=verify_accuracy)

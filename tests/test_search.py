@@ -184,6 +184,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, nas_cli):
     (("--latency", "1ms"), "smallest achievable is"),
     (("--latency", "80ms", "--accuracy", "ofa-predictor:/nonexistent.pth"), "does not exist"),
     (("--latency", "80ms", "--accuracy", "nope"), "unknown accuracy estimator"),
+    (("--latency", "80ms", "--verify-accuracy", "supernet:/nonexistent"), "does not exist"),
     (("--latency", "80ms", "--strategy", "nope"), "unknown strategy 'nope'; known:"),
     (("--latency", "80ms", "--reward", "nope"), "unknown reward"),
     (("--latency", "80ms", "--reward", "mnas", "--w", "0.1"), "negative exponent"),

@@ -122,6 +122,40 @@ def test_eval_subnets_then_fit_predictor_then_search_on_it(small, tmp_path, nas_
     _one_line_exit2(code, err)  # never writes over earlier results
 
 
+def test_search_on_a_predictor_then_its_top_k_measured_with_the_supernet(small, tmp_path, nas_cli):
+    """--verify-accuracy: the predictor's top-k measured with the supernet, re-ranked, best = best measured."""
+    pairs = tmp_path / "pairs.csv"
+    assert nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--n", "16", "--out", pairs,
+                   "--quiet", "--workers", "1")[0] == 0
+    assert nas_cli("fit-predictor", "--space", "ofa-small", "--data", pairs, "--out", tmp_path / "p.json",
+                   "--kind", "gbr")[0] == 0
+    code, out, err = nas_cli("search", "--space", "ofa-small", "--accuracy", f"predictor:{tmp_path / 'p.json'}",
+                             "--verify-accuracy", f"supernet:{small},workers=1", "--data", small / "d10.npz",
+                             "--top-k", "6", "--strategy", "random", "--target", "pixel", "--latency", "5ms",
+                             "--budget", "200", "--out", tmp_path / "s", "--no-plot", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    measured = [s["measured_top1"] for s in res["top_k"]]
+    assert len(measured) == 6 and measured == sorted(measured, reverse=True)
+    assert res["best"] == res["top_k"][0] and res["cost"]["verification_evaluations"] == 6
+    assert res["verified_accuracy"]["n"] == 6 and "--verify-accuracy" in res["notes"][-1]
+    # the same numbers as measuring those archs on their own
+    code, _, err = nas_cli("eval-subnets", "--ckpt", small, "--data", small / "d10.npz", "--arch", tmp_path / "s",
+                           "--top", "6", "--out", tmp_path / "found.csv", "--quiet", "--workers", "1")
+    assert code == 0, err
+    found = [float(r["top1"]) for r in csv.DictReader((tmp_path / "found.csv").open())]
+    assert found == pytest.approx(measured, abs=1e-6)
+    best_file = json.loads((tmp_path / "s" / "best_arch.json").read_text())
+    sp = get_space("ofa-small")
+    assert (sp.encode([best_file["arch"]]) == sp.encode([res["best"]["arch"]])).all()
+    # --data without a supernet to measure with is refused
+    code, _, err = nas_cli("search", "--space", "ofa-small", "--accuracy", f"predictor:{tmp_path / 'p.json'}",
+                           "--data", small / "d10.npz", "--target", "pixel", "--latency", "5ms",
+                           "--out", tmp_path / "x")
+    _one_line_exit2(code, err)
+    assert "--verify-accuracy supernet:CKPT" in err and not (tmp_path / "x").exists()
+
+
 def test_finetune_keeps_or_improves_and_exports_onnx_that_runs(small, tmp_path, nas_cli):
     import onnxruntime as ort
 

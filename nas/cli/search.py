@@ -24,15 +24,26 @@ def _strategies() -> str:
     return ", ".join(list_strategies())
 
 
-def accuracy_spec(accuracy: str | None, data: str | None) -> str | None:
+def accuracy_spec(accuracy: str | None, data: str | None, verify_accuracy: str | None = None) -> str | None:
     """The estimator spec with --data folded in (so config.json, and hence --resume, keeps it)."""
     from search_spaces.errors import UserError
 
     if data is None:
         return accuracy
     if not (accuracy or "").startswith("supernet:"):
-        raise UserError("--data is for --accuracy supernet:CKPT (measured accuracy); other estimators take no data")
+        if (verify_accuracy or "").startswith("supernet:"):
+            return accuracy  # --data is the verifying supernet's (verify_spec)
+        raise UserError("--data is for --accuracy supernet:CKPT or --verify-accuracy supernet:CKPT (measured "
+                        "accuracy); other estimators take no data")
     return f"{accuracy},data={data}"
+
+
+def verify_spec(verify_accuracy: str | None, data: str | None) -> str | None:
+    """--verify-accuracy with --data folded in when it is a supernet without data of its own."""
+    if verify_accuracy is None or data is None or not verify_accuracy.startswith("supernet:") \
+            or ",data=" in verify_accuracy:
+        return verify_accuracy
+    return f"{verify_accuracy},data={data}"
 
 
 def register(sub):
@@ -45,7 +56,9 @@ def register(sub):
         "  nas search --space-module experiments/custom_space.py:TinyChain --target pixel --latency 20ms\n"
         "  nas search --space ofa --target pixel --latency 80ms --out runs/pixel80\n"
         "  nas search --resume runs/pixel80      (after a kill: continues to the uninterrupted result)\n"
-        "  nas search --space ofa-small --accuracy supernet:runs/ps --data digits --target x86 --latency 2ms", run)
+        "  nas search --space ofa-small --accuracy supernet:runs/ps --data digits --target x86 --latency 2ms\n"
+        "  nas search --space ofa-small --accuracy predictor:acc.json --verify-accuracy supernet:runs/ps --data digits "
+        "--top-k 20 --target x86 --latency 0.2ms", run)
     p.add_argument("--space", help="search space (see nas spaces; default ofa)")
     p.add_argument("--space-module", metavar="PATH.py:CLASS",
                    help="search a space declared in a Python file instead, e.g. experiments/custom_space.py:TinyChain")
@@ -81,6 +94,10 @@ def register(sub):
                    "(a training strategy: the found net with the weights it inherited)")
     p.add_argument("--verify", action="store_true",
                    help="measure the top-k whole on this host (targets profiled here) and re-rank by it")
+    p.add_argument("--verify-accuracy", metavar="SPEC",
+                   help="after the search, measure its top-k (--top-k) with this estimator, e.g. supernet:CKPT "
+                        "(with --data), and re-rank them by the measurement: search on a predictor:PATH, keep "
+                        "its best measured pick (docs/accuracy.md)")
     add_recalibrate_arg(p)
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -117,7 +134,8 @@ def search_config(args):
     return SearchConfig.of(space=args.space, space_module=args.space_module, target=args.target,
                            latency_ms=args.latency, latency_margin=args.latency_margin, reward=args.reward,
                            w=args.w, strategy=args.strategy, strategy_params=_params(args.param),
-                           accuracy=accuracy_spec(args.accuracy, args.data), budget=args.budget, seed=args.seed,
+                           accuracy=accuracy_spec(args.accuracy, args.data, getattr(args, "verify_accuracy", None)),
+                           budget=args.budget, seed=args.seed,
                            top_k=args.top_k)
 
 
@@ -129,7 +147,7 @@ def run(args) -> int:
     if args.space_module and args.space is not None:
         raise UserError("give either --space NAME or --space-module PATH.py:CLASS, not both")
     run_args = dict(progress=not args.quiet and not args.json, plot=not args.no_plot, verify=args.verify,
-                    recalibrate=args.recalibrate)
+                    recalibrate=args.recalibrate, verify_accuracy=verify_spec(args.verify_accuracy, args.data))
     if args.resume:
         run_dir = Path(args.resume)
         given = [d for d, default in args._parser_defaults.items() if getattr(args, d) != default]
@@ -187,7 +205,8 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         margin = f" (limit {t.limit_ms:g} ms with margin {t.margin:g})" if t.margin else ""
         goal = (f"soft target T = {t.budget_ms:g} ms (reward top-1 x (latency/T)^{result.w:g})"
                 if soft else f"<= {t.budget_ms:g} ms{margin}")
-        where = f"; {t.host['label']}" if t.host and t.host.get("status") != "same-host" else ""
+        shown = t.host and (t.host.get("status") != "same-host" or t.host.get("measured_here"))
+        where = f"; {t.host['label']}" if shown else ""
         lines.append(f"target {t.device}: {goal} [{short_source(t.latency_source)}{err}{where}]")
         if verbose:
             lines.append(f"  latency source: {t.latency_source}")
@@ -205,12 +224,16 @@ def format_result(result, run_dir: Path, exported: str | None = None, verbose: b
         return "\n".join(lines)
     measured = list(result.verified_devices)
     score_head = f"  {'reward':>7}" if result.reward != "hard" else ""
-    head = f"{'rank':>4}{score_head}  {'top-1 %':>7}  " + "  ".join(f"{d + ' ms':>12}" for d in devs) + \
+    checked = result.verified_accuracy is not None  # --verify-accuracy: each arch's measured top-1 beside
+    head = f"{'rank':>4}{score_head}  {'top-1 %':>7}  " + (f"{'measured %':>10}  " if checked else "") + \
+        "  ".join(f"{d + ' ms':>12}" for d in devs) + \
         "".join(f"  {d + ' measured':>16}" for d in measured) + f"  {'MACs M':>8}  {'params M':>8}"
     lines += ["", head]
     for i, s in enumerate(result.top_k, 1):
         score = f"  {s.score:>7.4f}" if result.reward != "hard" else ""
-        lines.append(f"{i:>4}{score}  {100 * s.top1:>7.2f}  " + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
+        got = f"{100 * s.measured_top1:>10.2f}  " if checked and s.measured_top1 is not None else \
+            (f"{'-':>10}  " if checked else "")
+        lines.append(f"{i:>4}{score}  {100 * s.top1:>7.2f}  {got}" + "  ".join(f"{s.latency_ms[d]:>12.2f}" for d in devs)
                      + "".join(f"  {s.measured_latency_ms[d]:>16.2f}" for d in measured)
                      + f"  {_millions(s.macs, 8, 1)}  {_millions(s.params, 8, 2)}")
     lines += ["", "best arch:", to_json(result.best.arch)]
