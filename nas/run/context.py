@@ -17,7 +17,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from ..objective import Objective, Told, allowed
-from .archive import EvalCache, first_occurrence, first_occurrence_keys, row_hash
+from .archive import EvalCache, first_occurrence, first_occurrence_keys, key_in, row_hash
 from .grid import SearchGrid
 
 MAX_ROUNDS = 64
@@ -36,14 +36,14 @@ class SearchContext:
     n_latency_rows: int = 0   # rows priced (distinct rows when latency declares a cost)
     lat_cache: EvalCache | None = None
 
+    latency_expensive: bool = field(init=False)
+    """A target whose latency is a measurement (it declares ``cost_s``): price sparingly. Read once:
+    the runtime Protocol check behind it costs more than a whole fill round."""
+
     def __post_init__(self):
+        self.latency_expensive = self.objective.latency_cost_s > 0
         if self.latency_expensive and self.lat_cache is None:
             self.lat_cache = EvalCache(self.grid.n_dims, len(self.objective.targets))
-
-    @property
-    def latency_expensive(self) -> bool:
-        """A target whose latency is a measurement (it declares ``cost_s``): price sparingly."""
-        return self.objective.latency_cost_s > 0
 
     # ---- pricing -------------------------------------------------------------------------------
     def latency(self, X: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ class SearchContext:
         lat = self.latency(X) if lat is None else lat
         ok = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
         if exclude is not None and len(exclude):
-            ok &= ~np.isin(row_hash(X), row_hash(exclude))
+            ok &= ~key_in(row_hash(X), row_hash(exclude))
         return ok
 
     def unseen(self, X: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ class SearchContext:
             keys = row_hash(X)
             fresh = (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
             if len(taken_keys):
-                fresh &= ~np.isin(keys, taken_keys)
+                fresh &= ~key_in(keys, taken_keys)
             ok = np.zeros(len(X), bool)
             if fresh.any():
                 idx = np.flatnonzero(fresh)
