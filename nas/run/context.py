@@ -82,16 +82,24 @@ class SearchContext:
     def unseen(self, X: np.ndarray) -> np.ndarray:
         return self.cache.find(X) < 0
 
-    def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None,
+             dry_repeats: float | None = None) -> np.ndarray:
         """Call ``propose(m) -> X`` until n admissible rows are found (fewer if the space runs dry).
 
         Latency lookups are cheap, so proposals are filtered in bulk (Once-for-All's constraint-aware
         sampling, vectorised); with an expensive latency target no more than n are asked per round.
         Raises when no proposal at all is priced and within budget.
+
+        ``dry_repeats``: for a caller with another source to draw from. Once this call has drawn
+        more than ``dry_repeats * n`` rows that repeat archs already scored (or already taken), the
+        source counts as dry and the call returns what it has. Only repeats count: rows over the
+        latency budget do not, so a tight budget does not make a source look dry. Without it the
+        call keeps drawing (up to ``MAX_ROUNDS`` rounds), which is right for a sole source.
         """
         if n <= 0:
             return np.empty((0, self.grid.n_dims), np.int64)
-        keep, got, ask, any_ok, stale = [], 0, n, False, 0
+        keep, got, ask, any_ok, stale, repeats, rows = [], 0, n, False, 0, 0, 0
+        max_repeats = np.inf if dry_repeats is None else dry_repeats * n
         taken_keys = row_hash(exclude) if exclude is not None and len(exclude) else np.empty(0, np.uint64)
         for _ in range(MAX_ROUNDS):
             X = propose(max(ask, 1))
@@ -101,6 +109,8 @@ class SearchContext:
             fresh = (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
             if len(taken_keys):
                 fresh &= ~key_in(keys, taken_keys)
+            repeats += int(len(X) - fresh.sum())
+            rows += len(X)
             ok = np.zeros(len(X), bool)
             if fresh.any():
                 idx = np.flatnonzero(fresh)
@@ -111,7 +121,7 @@ class SearchContext:
                 keep.append(X[ok][: n - got])
                 taken_keys = np.concatenate([taken_keys, row_hash(keep[-1])])
                 got += len(keep[-1])
-            if got >= n:
+            if got >= n or repeats >= max_repeats:
                 break
             # Rounds with nothing admissible whose proposals were partly scored already mean this
             # proposal source has run dry (a converged population's crossovers); a few in a row end
@@ -124,6 +134,9 @@ class SearchContext:
                 continue  # the same ask again: a dry source does not earn a 64x larger round
             rate = max(ok.mean(), 1.0 / (4 * len(X)))
             ask = n - got if self.latency_expensive else int(min(64 * n, (n - got) / rate * 1.2 + 8))
+            if repeats and np.isfinite(max_repeats):
+                # no round larger than what, at the repeat rate so far, reaches the dry limit
+                ask = min(ask, int((max_repeats - repeats) * rows / repeats) + 1)
         if not any_ok and not len(self.cache):
             raise UserError("no architecture found that meets the latency budget")
         return np.concatenate(keep) if keep else np.empty((0, self.grid.n_dims), np.int64)
