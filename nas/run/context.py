@@ -118,9 +118,10 @@ class SearchContext:
                 any_ok |= bool(feasible.any())
                 ok[idx[feasible]] = True
             if ok.any():
-                keep.append(X[ok][: n - got])
-                taken_keys = np.concatenate([taken_keys, row_hash(keep[-1])])
-                got += len(keep[-1])
+                take = np.flatnonzero(ok)[: n - got]
+                keep.append(X[take])
+                taken_keys = np.concatenate([taken_keys, keys[take]])
+                got += len(take)
             if got >= n or repeats >= max_repeats:
                 break
             # Rounds with nothing admissible whose proposals were partly scored already mean this
@@ -146,12 +147,13 @@ class SearchContext:
         """Score the proposals: cached rows cost nothing, new admissible ones up to ``remaining``."""
         X = np.asarray(X, np.int64).reshape(-1, self.grid.n_dims)
         lat = self.latency(X)
-        cand = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
+        keys = row_hash(X)
+        cand = allowed(self.objective, lat) & (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
         new = cand & (np.cumsum(cand) <= remaining)
         if new.any():
             ev = self.objective.evaluate(X[new], lat[new])
             self.cache.add(X[new], ev.acc, lat[new])
-        idx = self.cache.find(X)
+        idx = self.cache.find_keys(keys)
         known = idx >= 0
         acc = np.full(len(X), np.nan)
         acc[known] = self.cache.acc[idx[known]]
