@@ -8,6 +8,7 @@ so tables move between the two tools unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .errors import UserError
 
@@ -22,6 +23,11 @@ class BlockKey:
     params: tuple[tuple[str, int], ...] = field(default=())
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # kept: every search compiles its device table by these strings (thousands of keys)
         parts = [self.op, "input:" + "x".join(map(str, self.input)),
                  "output:" + "x".join(map(str, self.output))]
         parts += [f"{k}:{v}" for k, v in self.params]

@@ -17,7 +17,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.errors import UserError
 
 from ..objective import Objective, Told, allowed
-from .archive import EvalCache, first_occurrence, first_occurrence_keys, row_hash
+from .archive import EvalCache, first_occurrence, first_occurrence_keys, key_in, row_hash
 from .grid import SearchGrid
 
 MAX_ROUNDS = 64
@@ -36,14 +36,14 @@ class SearchContext:
     n_latency_rows: int = 0   # rows priced (distinct rows when latency declares a cost)
     lat_cache: EvalCache | None = None
 
+    latency_expensive: bool = field(init=False)
+    """A target whose latency is a measurement (it declares ``cost_s``): price sparingly. Read once:
+    the runtime Protocol check behind it costs more than a whole fill round."""
+
     def __post_init__(self):
+        self.latency_expensive = self.objective.latency_cost_s > 0
         if self.latency_expensive and self.lat_cache is None:
             self.lat_cache = EvalCache(self.grid.n_dims, len(self.objective.targets))
-
-    @property
-    def latency_expensive(self) -> bool:
-        """A target whose latency is a measurement (it declares ``cost_s``): price sparingly."""
-        return self.objective.latency_cost_s > 0
 
     # ---- pricing -------------------------------------------------------------------------------
     def latency(self, X: np.ndarray) -> np.ndarray:
@@ -76,22 +76,30 @@ class SearchContext:
         lat = self.latency(X) if lat is None else lat
         ok = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
         if exclude is not None and len(exclude):
-            ok &= ~np.isin(row_hash(X), row_hash(exclude))
+            ok &= ~key_in(row_hash(X), row_hash(exclude))
         return ok
 
     def unseen(self, X: np.ndarray) -> np.ndarray:
         return self.cache.find(X) < 0
 
-    def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None,
+             dry_repeats: float | None = None) -> np.ndarray:
         """Call ``propose(m) -> X`` until n admissible rows are found (fewer if the space runs dry).
 
         Latency lookups are cheap, so proposals are filtered in bulk (Once-for-All's constraint-aware
         sampling, vectorised); with an expensive latency target no more than n are asked per round.
         Raises when no proposal at all is priced and within budget.
+
+        ``dry_repeats``: for a caller with another source to draw from. Once this call has drawn
+        more than ``dry_repeats * n`` rows that repeat archs already scored (or already taken), the
+        source counts as dry and the call returns what it has. Only repeats count: rows over the
+        latency budget do not, so a tight budget does not make a source look dry. Without it the
+        call keeps drawing (up to ``MAX_ROUNDS`` rounds), which is right for a sole source.
         """
         if n <= 0:
             return np.empty((0, self.grid.n_dims), np.int64)
-        keep, got, ask, any_ok, stale = [], 0, n, False, 0
+        keep, got, ask, any_ok, stale, repeats, rows = [], 0, n, False, 0, 0, 0
+        max_repeats = np.inf if dry_repeats is None else dry_repeats * n
         taken_keys = row_hash(exclude) if exclude is not None and len(exclude) else np.empty(0, np.uint64)
         for _ in range(MAX_ROUNDS):
             X = propose(max(ask, 1))
@@ -100,7 +108,9 @@ class SearchContext:
             keys = row_hash(X)
             fresh = (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
             if len(taken_keys):
-                fresh &= ~np.isin(keys, taken_keys)
+                fresh &= ~key_in(keys, taken_keys)
+            repeats += int(len(X) - fresh.sum())
+            rows += len(X)
             ok = np.zeros(len(X), bool)
             if fresh.any():
                 idx = np.flatnonzero(fresh)
@@ -108,10 +118,11 @@ class SearchContext:
                 any_ok |= bool(feasible.any())
                 ok[idx[feasible]] = True
             if ok.any():
-                keep.append(X[ok][: n - got])
-                taken_keys = np.concatenate([taken_keys, row_hash(keep[-1])])
-                got += len(keep[-1])
-            if got >= n:
+                take = np.flatnonzero(ok)[: n - got]
+                keep.append(X[take])
+                taken_keys = np.concatenate([taken_keys, keys[take]])
+                got += len(take)
+            if got >= n or repeats >= max_repeats:
                 break
             # Rounds with nothing admissible whose proposals were partly scored already mean this
             # proposal source has run dry (a converged population's crossovers); a few in a row end
@@ -124,6 +135,9 @@ class SearchContext:
                 continue  # the same ask again: a dry source does not earn a 64x larger round
             rate = max(ok.mean(), 1.0 / (4 * len(X)))
             ask = n - got if self.latency_expensive else int(min(64 * n, (n - got) / rate * 1.2 + 8))
+            if repeats and np.isfinite(max_repeats):
+                # no round larger than what, at the repeat rate so far, reaches the dry limit
+                ask = min(ask, int((max_repeats - repeats) * rows / repeats) + 1)
         if not any_ok and not len(self.cache):
             raise UserError("no architecture found that meets the latency budget")
         return np.concatenate(keep) if keep else np.empty((0, self.grid.n_dims), np.int64)
@@ -133,12 +147,13 @@ class SearchContext:
         """Score the proposals: cached rows cost nothing, new admissible ones up to ``remaining``."""
         X = np.asarray(X, np.int64).reshape(-1, self.grid.n_dims)
         lat = self.latency(X)
-        cand = allowed(self.objective, lat) & self.unseen(X) & first_occurrence(X)
+        keys = row_hash(X)
+        cand = allowed(self.objective, lat) & (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
         new = cand & (np.cumsum(cand) <= remaining)
         if new.any():
             ev = self.objective.evaluate(X[new], lat[new])
             self.cache.add(X[new], ev.acc, lat[new])
-        idx = self.cache.find(X)
+        idx = self.cache.find_keys(keys)
         known = idx >= 0
         acc = np.full(len(X), np.nan)
         acc[known] = self.cache.acc[idx[known]]

@@ -25,6 +25,7 @@ from .context import SearchContext
 from .grid import SearchGrid
 
 CHECKPOINT_EVERY_S = 0.5
+CACHE_PRESIZE_ROWS = 1 << 17  # the eval cache is sized for the budget up to this many rows, then doubles
 MAX_IDLE = 50
 
 
@@ -85,7 +86,7 @@ def _loop(space, grid, objective, strategy, params, budget, seed, top_k, run_dir
     n_t = len(objective.targets)
     archive = Archive(top_k, grid.n_dims, n_t, limits_ms=np.array([t.limit_ms for t in objective.targets])
                       if objective.reward == "mnas-hard" else None)
-    ctx = SearchContext(space, grid, objective, budget, params, EvalCache(grid.n_dims, n_t))
+    ctx = SearchContext(space, grid, objective, budget, params, EvalCache(grid.n_dims, n_t, min(budget, CACHE_PRESIZE_ROWS)))
     ckpt = run_dir / "checkpoint.npz" if run_dir is not None else None
     elapsed_before = 0.0
     if resume and ckpt is not None and ckpt.is_file():
