@@ -36,6 +36,9 @@ def register(sub):
                         "teacher, and train on (default 1)")
     d.add_argument("--members", type=int, default=1, metavar="K",
                    help="fit K MLPs from different seeds on the same archs and save their mean (default 1)")
+    d.add_argument("--trajectory-budgets", type=int, default=None, metavar="N",
+                   help="budgets per cost model at which the teacher (and refinement) searches run, log-evenly "
+                        "spaced over its whole cost range (default 9)")
     d.add_argument("--trajectory-evals", type=int, default=None, metavar="N",
                    help="evaluations per teacher search trajectory (default: nas search's default budget, "
                         "so they get as far as a user's search); refinement searches use at most 5000")
@@ -91,6 +94,7 @@ def _distil(args) -> int:
             "--heldout", args.heldout, "--hidden", args.hidden, "--epochs", args.epochs, "--refine", args.refine, "--seed", args.seed]
     argv += ["--members", args.members] if args.members != 1 else []
     argv += ["--trajectory-evals", args.trajectory_evals] if args.trajectory_evals is not None else []
+    argv += ["--trajectory-budgets", args.trajectory_budgets] if args.trajectory_budgets is not None else []
     argv += [x for b in args.heldout_band for x in ("--heldout-band", b)]
     argv += [x for opt, v in (("--description", args.description), ("--metric", args.metric)) if v
              for x in (opt, v)]
@@ -98,6 +102,7 @@ def _distil(args) -> int:
     m = distill(args.space, args.teacher, args.out, n_samples=args.samples, n_heldout=args.heldout,
                 hidden=_hidden(args.hidden), epochs=args.epochs, seed=args.seed, refine=args.refine, bands=args.heldout_band,
                 trajectory_evals=args.trajectory_evals, members=args.members,
+                **({} if args.trajectory_budgets is None else {"trajectory_budgets_n": args.trajectory_budgets}),
                 description=args.description, metric=args.metric, command=command)
     if args.json:
         print_json(m)
