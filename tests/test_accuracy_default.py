@@ -87,6 +87,7 @@ def test_fit_predictor_distils_a_teacher_into_a_loadable_model(nas_cli, tmp_path
     out = tmp_path / "distilled.json"
     code, stdout, err = nas_cli("fit-predictor", "--space", "ofa-w1.0", "--teacher", "published", "--samples", "2000",
                                 "--heldout", "200", "--epochs", "60", "--hidden", "32", "--refine", "0", "--trajectory-evals", "200",
+                                "--members", "2", "--trajectory-budgets", "3",
                                 "--heldout-band", "pixel:40ms", "--out", out)
     assert code == 0, err
     assert "held out 200 archs: Spearman" in stdout and "within 5% of 40 ms on pixel1" in stdout
@@ -95,13 +96,22 @@ def test_fit_predictor_distils_a_teacher_into_a_loadable_model(nas_cli, tmp_path
     assert meta["teacher"] == "published" and sum(meta["sampling"].values()) == meta["n_train"] == 2000
     assert meta["sampling"]["search_trajectories"] == 1000
     assert meta["trajectory_evals"] == {"teacher": 200, "student": 200}
+    assert meta["trajectory_budgets"] == 3 and "each at 3 budgets" in meta["sampling_note"]
+    assert meta["members"] == 2 and len(model.members_) == 2 and "the mean of 2 MLPs [32]" in stdout
     assert meta["rebuild_command"] == (f"nas fit-predictor --space ofa-w1.0 --teacher published --samples 2000 "
-                                       f"--heldout 200 --hidden 32 --epochs 60 --refine 0 --seed 0 --trajectory-evals 200 "
+                                       f"--heldout 200 --hidden 32 --epochs 60 --refine 0 --seed 0 --members 2 "
+                                       f"--trajectory-evals 200 --trajectory-budgets 3 "
                                        f"--heldout-band pixel:40ms "
                                        f"--out {out}")
     assert model.metric.startswith("ImageNet top-1")  # the teacher's metric carries over
     X = get_space("ofa-w1.0").sample_encoded(np.random.default_rng(0), 300)
     assert spearman(model.predict(X), get_estimator("published", "ofa-w1.0").predict(X)) > 0.8
+    code, _, err = nas_cli("fit-predictor", "--space", "ofa-w1.0", "--teacher", "published", "--members", "0",
+                           "--out", tmp_path / "none.json")
+    assert code == 2 and err.strip().count("\n") == 0 and "--members must be an integer from 1 to 16" in err
+    code, _, err = nas_cli("fit-predictor", "--space", "ofa-w1.0", "--teacher", "published", "--trajectory-budgets", "0",
+                           "--out", tmp_path / "none.json")
+    assert code == 2 and err.strip().count("\n") == 0 and "--trajectory-budgets must be an integer from 1 to 100" in err
 
 
 def test_distillation_searches_span_each_cost_range_and_keep_every_search_best():

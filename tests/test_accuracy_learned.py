@@ -107,6 +107,31 @@ def test_bad_input_is_one_line_and_exit_2(ofa, pairs, nas_cli, tmp_path):
     assert not out.exists()
 
 
+def test_an_ensemble_predicts_its_members_mean_and_round_trips_through_json(ofa, pairs, tmp_path):
+    X, y = pairs
+    a = LearnedPredictor(ofa, seed=0, hidden=(16,)).fit(X[:300], y[:300])
+    b = LearnedPredictor(ofa, seed=1, hidden=(16,)).fit(X[:300], y[:300])
+    b.y_mean_, b.y_scale_ = a.y_mean_, a.y_scale_  # same training targets, same standardisation
+    both = LearnedPredictor.from_members(ofa, [a.layers_, b.layers_], a.y_mean_, a.y_scale_)
+    pa, pb, pm = a.predict(X[300:]), b.predict(X[300:]), both.predict(X[300:])
+    assert np.abs(pa - pb).max() > 1e-4  # the members differ, so the mean is not either one
+    np.testing.assert_allclose(pm, (pa + pb) / 2, atol=1e-6)
+    path = both.save(tmp_path / "ens.json")
+    d = json.loads(path.read_text())
+    assert d["mlp"]["combine"] == "mean" and len(d["mlp"]["members"]) == 2 and "layers" not in d["mlp"]
+    np.testing.assert_allclose(get_estimator(f"predictor:{path}", ofa).predict(X[300:]), pm, atol=1e-6)
+    # a single MLP keeps the original layout, so files written before ensembles still load
+    assert "layers" in a.to_dict()["mlp"] and "members" not in a.to_dict()["mlp"]
+    d["mlp"]["members"][1][0]["W"] = d["mlp"]["members"][1][0]["W"][:-3]
+    path.write_text(json.dumps(d))
+    with pytest.raises(UserError, match="corrupt"):
+        LearnedPredictor.load(path, ofa)
+    d["mlp"]["members"] = []
+    path.write_text(json.dumps(d))
+    with pytest.raises(UserError, match="corrupt"):
+        LearnedPredictor.load(path, ofa)
+
+
 def test_loading_a_wrong_or_corrupt_file_is_a_user_error(ofa, pairs, tmp_path):
     X, y = pairs
     path = LearnedPredictor(ofa).fit(X[:100], y[:100]).save(tmp_path / "m.json")

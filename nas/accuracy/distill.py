@@ -170,7 +170,7 @@ ELITE_FRAC = 0.5
 
 
 def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None,
-                     evals: int | None = None) -> np.ndarray:
+                     evals: int | None = None, n_budgets: int = N_TRAJECTORY_BUDGETS) -> np.ndarray:
     """n distinct archs visited by evolution maximising ``teacher`` under cost budgets.
 
     The costs: MACs, every shipped device that prices the space, and synthetic devices; each at
@@ -191,7 +191,7 @@ def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None,
     except NotImplementedError:  # a space without per-block costs: MACs only
         costs = [_Macs(space)]
     probe = np.concatenate([space.sample_encoded(rng, 4096), skewed_archs(space, rng, 4096)])
-    runs = [(c, float(b)) for c in costs for b in trajectory_budgets(c, probe)]
+    runs = [(c, float(b)) for c in costs for b in trajectory_budgets(c, probe, n_budgets)]
     per_run = DEFAULT_BUDGET if evals is None else evals
     n_elite = int(np.ceil(ELITE_FRAC * n / len(runs)))
     rec = _Recorder(teacher)
@@ -207,7 +207,7 @@ def trajectory_archs(space, teacher, rng: np.random.Generator, n: int, log=None,
         if log is not None and ((i + 1) % 10 == 0 or i + 1 == len(runs)):
             el = time.perf_counter() - t0
             log(f"search trajectories: {i + 1}/{len(runs)} searches ({len(costs)} costs x "
-                f"{N_TRAJECTORY_BUDGETS} budgets, {per_run} evaluations each)  elapsed {el:.0f}s  "
+                f"{n_budgets} budgets, {per_run} evaluations each)  elapsed {el:.0f}s  "
                 f"eta {el / (i + 1) * (len(runs) - i - 1):.0f}s")
     E = np.unique(np.concatenate(elites), axis=0)
     R = np.unique(np.concatenate(rest), axis=0)
@@ -230,7 +230,8 @@ def _rows_in(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
-                       log=None, evals: int | None = None) -> tuple[np.ndarray, dict]:
+                       log=None, evals: int | None = None,
+                       n_budgets: int = N_TRAJECTORY_BUDGETS) -> tuple[np.ndarray, dict]:
     """The archs to label (see the module doc) and how many of each kind."""
     n_traj = n // 2 if teacher is not None else 0
     n_u = (n - n_traj) // 2
@@ -238,7 +239,7 @@ def distillation_archs(space, rng: np.random.Generator, n: int, teacher=None,
     parts = {"uniform": space.sample_encoded(rng, n_u), "skewed": skewed_archs(space, rng, n_s),
              "cost_stratified": stratified_archs(space, rng, n - n_traj - n_u - n_s)}
     if n_traj:
-        parts["search_trajectories"] = trajectory_archs(space, teacher, rng, n_traj, log, evals)
+        parts["search_trajectories"] = trajectory_archs(space, teacher, rng, n_traj, log, evals, n_budgets)
     return np.concatenate(list(parts.values())), {k: int(len(v)) for k, v in parts.items()}
 
 
@@ -348,8 +349,16 @@ def _file_sha256(estimator) -> str | None:
 def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_heldout: int = 10_000,
             hidden: Sequence[int] = (256, 256), epochs: int = 30, seed: int = 0, refine: int = 1,
             bands: Sequence[str] = (), description: str | None = None, metric: str | None = None,
-            trajectory_evals: int | None = None, command: str | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Fit hwnas's MLP to ``teacher``'s labels on sampled archs, save it with provenance to ``out``."""
+            trajectory_evals: int | None = None, command: str | None = None, log: Callable[[str], None] | None = None,
+            members: int = 1, trajectory_budgets_n: int = N_TRAJECTORY_BUDGETS) -> dict:
+    """Fit hwnas's MLP to ``teacher``'s labels on sampled archs, save it with provenance to ``out``.
+
+    ``members`` > 1 fits that many MLPs on the same archs from different seeds and saves their
+    mean: each student errs by a few tenths of a point in its own places near the teacher's best
+    archs, and a search maximising one student lands on its own over-rated peak; the mean's errors
+    are smaller there. Refinement searches maximise the mean, and every member trains on what
+    they visit.
+    """
     from search_spaces import get_space
 
     from . import describe, get_estimator
@@ -361,6 +370,11 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
         raise UserError(f"--samples must be >= 1000 and --heldout >= 100 (got {n_samples}, {n_heldout})")
     if epochs < 1 or not hidden or min(hidden) < 1:
         raise UserError("--epochs must be >= 1 and --hidden a comma list of positive layer widths")
+    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or not 1 <= members <= 16:
+        raise UserError(f"--members must be an integer from 1 to 16 (got {members!r})")
+    if isinstance(trajectory_budgets_n, bool) or not isinstance(trajectory_budgets_n, (int, np.integer)) \
+            or not 1 <= trajectory_budgets_n <= 100:
+        raise UserError(f"--trajectory-budgets must be an integer from 1 to 100 (got {trajectory_budgets_n!r})")
     from nas.search import DEFAULT_BUDGET
 
     teacher_evals = DEFAULT_BUDGET if trajectory_evals is None else int(trajectory_evals)
@@ -371,7 +385,8 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     teacher_est = get_estimator(teacher, space)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    X, counts = distillation_archs(space, rng, n_samples, teacher_est, log, evals=teacher_evals)
+    X, counts = distillation_archs(space, rng, n_samples, teacher_est, log, evals=teacher_evals,
+                                   n_budgets=trajectory_budgets_n)
     y = np.asarray(teacher_est.predict(X), dtype=np.float64)
     # Held-out archs come from their own seeded stream: uniform, as a user's random archs would be.
     held_rng = np.random.default_rng([seed, 1])
@@ -383,22 +398,35 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
     F = space.features(X)
     t_fit = time.perf_counter()
 
-    phase = {"epochs": epochs}
+    phase = {"epochs": epochs, "member": 0}
+    # member k's seed; member 0 trains exactly as a single student does
+    member_seeds = [seed + 1000 * k for k in range(members)]
 
     def progress(epoch, loss):
         el = time.perf_counter() - t_fit
-        n = phase["epochs"]
-        log(f"epoch {epoch}/{n}  train MSE (standardised) {loss:.5f}  elapsed {el:.0f}s  "
-            f"eta {el / epoch * (n - epoch):.0f}s")
+        n, k = phase["epochs"], phase["member"]
+        done, total = k * n + epoch, members * n
+        who = f"member {k + 1}/{members}  " if members > 1 else ""
+        log(f"{who}epoch {epoch}/{n}  train MSE (standardised) {loss:.5f}  elapsed {el:.0f}s  "
+            f"eta {el / done * (total - done):.0f}s")
 
-    layers = train_mlp(F, (y - y_mean) / y_scale, hidden, epochs, seed, progress=progress)
-    student = LearnedPredictor.from_layers(space, layers, y_mean, y_scale, seed=seed)
+    def train_members(F, t, n_epochs, offset, init):
+        out = []
+        for k, s in enumerate(member_seeds):
+            phase["member"] = k
+            out.append(train_mlp(F, t, hidden, n_epochs, s + offset, progress=progress,
+                                 init=None if init is None else init[k]))
+        return out
+
+    trained = train_members(F, (y - y_mean) / y_scale, epochs, 0, None)
+    student = LearnedPredictor.from_members(space, trained, y_mean, y_scale, seed=seed)
     # Refinement: a search maximising the student lands where the student over-rates archs (the
     # winner's curse); the archs its searches visit, labelled by the teacher, correct exactly that.
     for r in range(refine):
         # shallower searches than the teacher's: the student's errors show early (its own picks
         # were within 0.2 points of the teacher's score), and its searches are the slow part
-        X_new = trajectory_archs(space, student, rng, n_samples // 4, log, evals=student_evals)
+        X_new = trajectory_archs(space, student, rng, n_samples // 4, log, evals=student_evals,
+                                 n_budgets=trajectory_budgets_n)
         X = np.concatenate([X, X_new])
         y = np.concatenate([y, np.asarray(teacher_est.predict(X_new), dtype=np.float64)])
         counts[f"student_trajectories_round{r + 1}"] = int(len(X_new))
@@ -407,20 +435,21 @@ def distill(space, teacher: str, out: str | Path, n_samples: int = 200_000, n_he
         phase["epochs"] = max(1, epochs // 2)
         log(f"refinement round {r + 1}/{refine}: {len(X_new)} archs the student's searches visit, "
             f"labelled by the teacher; training on {len(X)}")
-        layers = train_mlp(F, (y - y_mean) / y_scale, hidden, max(1, epochs // 2), seed + r + 1,
-                           progress=progress, init=layers)
-        student = LearnedPredictor.from_layers(space, layers, y_mean, y_scale, seed=seed)
+        trained = train_members(F, (y - y_mean) / y_scale, max(1, epochs // 2), r + 1, trained)
+        student = LearnedPredictor.from_members(space, trained, y_mean, y_scale, seed=seed)
     fid = fidelity(space, student, teacher_est, X_held, band_specs, band_pool)
     tinfo = describe(teacher_est)
     meta = {
-        "kind": "mlp", "space": space.name, "seed": seed, "hidden": list(hidden), "epochs": epochs,
+        "kind": "mlp", "space": space.name, "seed": seed, "hidden": list(hidden), "members": members,
+        "member_seeds": member_seeds, "epochs": epochs,
         "refine_rounds": refine, "refine_epochs": max(1, epochs // 2),
         "trajectory_evals": {"teacher": teacher_evals, "student": student_evals},
+        "trajectory_budgets": trajectory_budgets_n,
         "n_train": int(len(X)), "sampling": counts,
         "sampling_note": "uniform; skewed (per-arch Dirichlet(0.4) choice probabilities); "
                          "cost-stratified (equal counts per resolution x MACs decile); search trajectories "
                          "(distinct archs visited by evolution maximising the teacher under MACs, every shipped device "
-                         f"that prices the space and {N_SYNTHETIC_DEVICES} synthetic devices, each at {N_TRAJECTORY_BUDGETS} "
+                         f"that prices the space and {N_SYNTHETIC_DEVICES} synthetic devices, each at {trajectory_budgets_n} "
                          "budgets log-evenly spaced across its whole cost range); per refinement round, the distinct "
                          "archs visited by the same searches maximising the student, labelled by the teacher, "
                          "then training continues from the student's weights for half the epochs",

@@ -90,12 +90,29 @@ class LearnedPredictor:
     def from_layers(cls, space, layers: Sequence[tuple[np.ndarray, np.ndarray]], y_mean: float,
                     y_scale: float, seed: int = 0) -> "LearnedPredictor":
         """An MLP predictor from weights trained elsewhere (x @ W + b per layer, ReLU between)."""
-        obj = cls(space, kind="mlp", seed=seed, hidden=[W.shape[1] for W, _ in layers[:-1]])
-        obj.layers_ = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in layers]
+        return cls.from_members(space, [layers], y_mean, y_scale, seed)
+
+    @classmethod
+    def from_members(cls, space, members: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]], y_mean: float,
+                     y_scale: float, seed: int = 0) -> "LearnedPredictor":
+        """An ensemble of MLPs trained elsewhere, predicting the mean of their outputs.
+
+        Members fitted alike from different seeds err in different places; their mean keeps what
+        they agree on, so one member's idiosyncratic peak no longer decides a search's pick.
+        """
+        if not members:
+            raise UserError("an MLP predictor needs at least one member")
+        obj = cls(space, kind="mlp", seed=seed, hidden=[W.shape[1] for W, _ in members[0][:-1]])
+        obj.members_ = [[(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in layers]
+                        for layers in members]
+        obj.layers_ = obj.members_[0]
         obj.y_mean_, obj.y_scale_ = float(y_mean), float(y_scale)
         obj.layout_ = feature_layout(space)
         obj.metadata_ = {"n_train": None}
         return obj
+
+    def _members(self) -> list:
+        return getattr(self, "members_", None) or [self.layers_]
 
     # ---- the estimator contract ---------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LearnedPredictor":
@@ -114,6 +131,7 @@ class LearnedPredictor:
                              n_iter_no_change=20, random_state=self.seed)
             m.fit(F, t)
             self.layers_ = [(np.asarray(W), np.asarray(b)) for W, b in zip(m.coefs_, m.intercepts_)]
+            self.members_ = [self.layers_]
         else:
             from sklearn.ensemble import GradientBoostingRegressor
 
@@ -136,8 +154,11 @@ class LearnedPredictor:
         cols = self._onehot_columns()
         for start in range(0, len(X), _BATCH):
             chunk = X[start:start + _BATCH]
-            if self.kind == "mlp" and cols is not None:
-                out[start:start + len(chunk)] = self._forward_gather(chunk, cols)
+            if self.kind == "mlp":
+                F = None if cols is not None else self.space.features(chunk)
+                out[start:start + len(chunk)] = np.mean(
+                    [self._forward_gather(chunk, cols, layers) if cols is not None else self._mlp(F, layers)
+                     for layers in self._members()], axis=0)
             else:
                 out[start:start + len(chunk)] = self._forward(self.space.features(chunk))
         return np.clip(out * self.y_scale_ + self.y_mean_, 0.0, 1.0)
@@ -163,30 +184,33 @@ class LearnedPredictor:
             self._cols = cols
         return self._cols
 
-    def _forward_gather(self, X: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        W0, b0 = self.layers_[0]
+    def _forward_gather(self, X: np.ndarray, cols: np.ndarray, layers: list) -> np.ndarray:
+        W0, b0 = layers[0]
         W0pad = np.vstack([W0, np.zeros((1, W0.shape[1]))]).astype(np.float32)  # row -1: a zero one-hot
         picked = cols[np.arange(X.shape[1])[None, :], X]  # (n, n_dims) feature columns
         h = np.broadcast_to(b0.astype(np.float32), (len(X), W0.shape[1])).copy()
         for j in range(picked.shape[1]):
             h += W0pad[picked[:, j]]
-        if len(self.layers_) == 1:
+        if len(layers) == 1:
             return h[:, 0].astype(np.float64)
         np.maximum(h, 0, out=h)
-        for i, (W, b) in enumerate(self.layers_[1:], start=1):
+        for i, (W, b) in enumerate(layers[1:], start=1):
             h = h @ W.astype(np.float32) + b.astype(np.float32)
-            if i < len(self.layers_) - 1:
+            if i < len(layers) - 1:
+                np.maximum(h, 0, out=h)
+        return h[:, 0].astype(np.float64)
+
+    @staticmethod
+    def _mlp(F: np.ndarray, layers: list) -> np.ndarray:
+        h = F.astype(np.float32)
+        for i, (W, b) in enumerate(layers):
+            h = h @ W.astype(np.float32) + b.astype(np.float32)
+            if i < len(layers) - 1:
                 np.maximum(h, 0, out=h)
         return h[:, 0].astype(np.float64)
 
     def _forward(self, F: np.ndarray) -> np.ndarray:
-        if self.kind == "mlp":
-            h = F.astype(np.float32)
-            for i, (W, b) in enumerate(self.layers_):
-                h = h @ W.astype(np.float32) + b.astype(np.float32)
-                if i < len(self.layers_) - 1:
-                    np.maximum(h, 0, out=h)
-            return h[:, 0].astype(np.float64)
+        """Trees' prediction (standardised) on features ``F``."""
         total = np.full(len(F), self.init_)
         rows = np.arange(len(F))
         for left, right, feat, thr, value in self.trees_:
@@ -219,7 +243,10 @@ class LearnedPredictor:
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "metadata": self.metadata_,
         }
         if self.kind == "mlp":
-            d["mlp"] = {"activation": "relu", "layers": [{"W": arr(W), "b": arr(b)} for W, b in self.layers_]}
+            members = [[{"W": arr(W), "b": arr(b)} for W, b in layers] for layers in self._members()]
+            # one member keeps the original layout; an ensemble lists every member's layers
+            d["mlp"] = ({"activation": "relu", "layers": members[0]} if len(members) == 1
+                        else {"activation": "relu", "combine": "mean", "members": members})
         else:
             d["gbr"] = {"init": self.init_, "learning_rate": self.learning_rate,
                         "trees": [{"left": l.tolist(), "right": r.tolist(), "feature": f.tolist(),
@@ -276,15 +303,21 @@ class LearnedPredictor:
             obj.metric = str(d.get("target") or DEFAULT_METRIC)
             n_feat = int(d["n_features"])
             if kind == "mlp":
-                obj.layers_ = [(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64))
-                               for layer in d["mlp"]["layers"]]
-                width = n_feat
-                for W, b in obj.layers_:
-                    if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
-                        raise ValueError("layer shapes do not chain")
-                    width = W.shape[1]
-                if width != 1:
-                    raise ValueError("the last layer must have one output")
+                mlp = d["mlp"]
+                listed = mlp["members"] if "members" in mlp else [mlp["layers"]]
+                if not listed:
+                    raise ValueError("an ensemble with no members")
+                obj.members_ = [[(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64))
+                                 for layer in layers] for layers in listed]
+                obj.layers_ = obj.members_[0]
+                for layers in obj.members_:
+                    width = n_feat
+                    for W, b in layers:
+                        if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
+                            raise ValueError("layer shapes do not chain")
+                        width = W.shape[1]
+                    if width != 1:
+                        raise ValueError("the last layer must have one output")
             else:
                 g = d["gbr"]
                 obj.init_, obj.learning_rate = float(g["init"]), float(g["learning_rate"])

@@ -34,6 +34,11 @@ def register(sub):
     d.add_argument("--refine", type=int, default=1,
                    help="refinement rounds: add the archs the student's own searches visit, labelled by the "
                         "teacher, and train on (default 1)")
+    d.add_argument("--members", type=int, default=1, metavar="K",
+                   help="fit K MLPs from different seeds on the same archs and save their mean (default 1)")
+    d.add_argument("--trajectory-budgets", type=int, default=None, metavar="N",
+                   help="budgets per cost model at which the teacher (and refinement) searches run, log-evenly "
+                        "spaced over its whole cost range (default 9)")
     d.add_argument("--trajectory-evals", type=int, default=None, metavar="N",
                    help="evaluations per teacher search trajectory (default: nas search's default budget, "
                         "so they get as far as a user's search); refinement searches use at most 5000")
@@ -87,20 +92,24 @@ def _distil(args) -> int:
     # The rebuild command, spelled out from the parsed options (every one that shapes the model).
     argv = ["nas", "fit-predictor", "--space", args.space, "--teacher", args.teacher, "--samples", args.samples,
             "--heldout", args.heldout, "--hidden", args.hidden, "--epochs", args.epochs, "--refine", args.refine, "--seed", args.seed]
+    argv += ["--members", args.members] if args.members != 1 else []
     argv += ["--trajectory-evals", args.trajectory_evals] if args.trajectory_evals is not None else []
+    argv += ["--trajectory-budgets", args.trajectory_budgets] if args.trajectory_budgets is not None else []
     argv += [x for b in args.heldout_band for x in ("--heldout-band", b)]
     argv += [x for opt, v in (("--description", args.description), ("--metric", args.metric)) if v
              for x in (opt, v)]
     command = " ".join(shlex.quote(str(a)) for a in argv + ["--out", args.out])
     m = distill(args.space, args.teacher, args.out, n_samples=args.samples, n_heldout=args.heldout,
                 hidden=_hidden(args.hidden), epochs=args.epochs, seed=args.seed, refine=args.refine, bands=args.heldout_band,
-                trajectory_evals=args.trajectory_evals,
+                trajectory_evals=args.trajectory_evals, members=args.members,
+                **({} if args.trajectory_budgets is None else {"trajectory_budgets_n": args.trajectory_budgets}),
                 description=args.description, metric=args.metric, command=command)
     if args.json:
         print_json(m)
         return 0
     h = m["heldout"]
-    print(f"distilled {m['teacher']} into an MLP {m['hidden']} on {m['n_train']} archs {m['sampling']} "
+    what = f"the mean of {m['members']} MLPs {m['hidden']}" if m["members"] > 1 else f"an MLP {m['hidden']}"
+    print(f"distilled {m['teacher']} into {what} on {m['n_train']} archs {m['sampling']} "
           f"in {m['fit_s']:.0f} s")
     print(f"held out {h['n_archs']} archs: Spearman {h['spearman']:.4f}, MAE {h['mae_top1_points']:.3f} top-1 points "
           f"(max {h['max_abs_err_top1_points']:.2f})")
