@@ -9,6 +9,7 @@ held-out metrics; no pickle, so loading a file runs no code. Prediction is a num
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as _dt
 import io
@@ -26,6 +27,33 @@ FORMAT_VERSION = 1
 DEFAULT_METRIC = "top-1 as a fraction, as in the data it was fitted on"
 KINDS = ("mlp", "gbr")
 _BATCH = 65536  # rows per forward-pass chunk: bounds memory on 1M-arch populations
+# The only dtype a packed array may declare: little-endian float32, what torch trains in.
+_PACKED_DTYPE = "<f4"
+
+
+def pack_array(a: np.ndarray) -> dict:
+    """An array as JSON: its shape and its bytes as little-endian float32, base64 (a quarter of the
+    size of decimal lists for wide MLPs; still plain numbers, nothing that runs code on load)."""
+    a = np.ascontiguousarray(a, dtype=_PACKED_DTYPE)
+    return {"dtype": "float32-le", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def unpack_array(v: Any) -> np.ndarray:
+    """A weight array saved either as nested lists (every older file) or by :func:`pack_array`."""
+    if not isinstance(v, dict):
+        return np.asarray(v, dtype=np.float64)
+    if v.get("dtype") != "float32-le":
+        raise ValueError(f"packed array dtype {v.get('dtype')!r}; this hwnas reads 'float32-le'")
+    shape = [int(n) for n in v["shape"]]
+    if any(n < 0 for n in shape):
+        raise ValueError(f"packed array shape {shape} has a negative size")
+    try:
+        raw = base64.b64decode(str(v["base64"]), validate=True)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"packed array is not valid base64 ({e})") from None
+    if len(raw) != 4 * math.prod(shape):
+        raise ValueError(f"packed array holds {len(raw)} bytes, shape {shape} needs {4 * math.prod(shape)}")
+    return np.frombuffer(raw, dtype=_PACKED_DTYPE).reshape(shape).astype(np.float64)
 
 
 def feature_layout(space) -> list[list]:
@@ -225,12 +253,15 @@ class LearnedPredictor:
         return total
 
     # ---- persistence --------------------------------------------------------------------------
-    def to_dict(self, significant_digits: int | None = None) -> dict:
-        """The JSON-ready model; ``significant_digits`` rounds the weights (smaller shipped files)."""
+    def to_dict(self, significant_digits: int | None = None, packed: bool = False) -> dict:
+        """The JSON-ready model; ``significant_digits`` rounds the weights (smaller shipped files);
+        ``packed`` stores each MLP weight array as base64 float32 (:func:`pack_array`) instead."""
         if not hasattr(self, "layout_"):
             raise UserError("cannot save an unfitted predictor")
 
-        def arr(a: np.ndarray) -> list:
+        def arr(a: np.ndarray) -> list | dict:
+            if packed:
+                return pack_array(a)
             if significant_digits is None:
                 return a.tolist()
             return np.vectorize(lambda v: float(f"{v:.{significant_digits}g}"), otypes=[object])(a).tolist()
@@ -254,10 +285,11 @@ class LearnedPredictor:
                                   for l, r, f, t, v in self.trees_]}
         return d
 
-    def save(self, path: str | Path, significant_digits: int | None = None) -> Path:
+    def save(self, path: str | Path, significant_digits: int | None = None, packed: bool = False) -> Path:
         from nas.io import atomic_write_text
 
-        return atomic_write_text(path, json.dumps(self.to_dict(significant_digits), separators=(",", ":")) + "\n")
+        return atomic_write_text(path, json.dumps(self.to_dict(significant_digits, packed),
+                                                  separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path, space) -> "LearnedPredictor":
@@ -307,8 +339,8 @@ class LearnedPredictor:
                 listed = mlp["members"] if "members" in mlp else [mlp["layers"]]
                 if not listed:
                     raise ValueError("an ensemble with no members")
-                obj.members_ = [[(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64))
-                                 for layer in layers] for layers in listed]
+                obj.members_ = [[(unpack_array(layer["W"]), unpack_array(layer["b"])) for layer in layers]
+                                for layers in listed]
                 obj.layers_ = obj.members_[0]
                 for layers in obj.members_:
                     width = n_feat
