@@ -98,6 +98,9 @@ def test_fit_predictor_distils_a_teacher_into_a_loadable_model(nas_cli, tmp_path
     assert meta["trajectory_evals"] == {"teacher": 200, "student": 200}
     assert meta["trajectory_budgets"] == 3 and "each at 3 budgets" in meta["sampling_note"]
     assert meta["members"] == 2 and len(model.members_) == 2 and "the mean of 2 MLPs [32]" in stdout
+    # distilled weights are stored packed (base64 float32), the compact form a wide student needs
+    assert json.loads(out.read_text())["mlp"]["members"][1][0]["W"]["shape"] == [model.members_[1][0][0].shape[0], 32]
+    assert "float32" in meta["weights_storage"]
     assert meta["rebuild_command"] == (f"nas fit-predictor --space ofa-w1.0 --teacher published --samples 2000 "
                                        f"--heldout 200 --hidden 32 --epochs 60 --refine 0 --seed 0 --members 2 "
                                        f"--trajectory-evals 200 --trajectory-budgets 3 "
