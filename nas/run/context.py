@@ -173,7 +173,7 @@ class SearchContext:
         new = cand & (np.cumsum(cand) <= remaining)
         if new.any():
             ev = self.objective.evaluate(X[new], lat[new])
-            self.cache.add(X[new], ev.acc, lat[new])
+            self.cache.add(X[new], ev.acc, lat[new], keys[new])
         idx = self.cache.find_keys(keys)
         known = idx >= 0
         acc = np.full(len(X), np.nan)
