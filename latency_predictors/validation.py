@@ -74,6 +74,17 @@ def plot_scatter(pred_ms, true_ms, path, title: str) -> Path:
     return save_figure(fig, path)
 
 
+def report_paths(report_dir, device: str, space: str) -> tuple[Path, Path]:
+    """The JSON and PNG a validation writes into ``report_dir``.
+
+    Built by appending, not ``with_suffix``: a space named ``ofa-w1.0`` would otherwise lose its
+    ``.0`` (and collide with ``ofa-w1.2``).
+    """
+    stem = f"latency-validation-{device}-{space}"
+    folder = Path(report_dir).expanduser()
+    return folder / f"{stem}.json", folder / f"{stem}.png"
+
+
 def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resolutions=None,
                     json_path=None, png_path=None, store: bool = True, out_dir=None, progress: bool = True,
                     report_dir=None, recalibrate=None) -> dict:
@@ -101,9 +112,8 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     sp = get_space(space)
     prof = resolve_profile(device, out_dir)
     if report_dir is not None:
-        stem = Path(report_dir).expanduser() / f"latency-validation-{prof.name}-{sp.name}"
-        json_path = json_path if json_path is not None else stem.with_suffix(".json")
-        png_path = png_path if png_path is not None else stem.with_suffix(".png")
+        json_path = json_path if json_path is not None else report_paths(report_dir, prof.name, sp.name)[0]
+        png_path = png_path if png_path is not None else report_paths(report_dir, prof.name, sp.name)[1]
     # Every output is checked before any network is measured (minutes of work).
     for target in ([store_dir(prof.name, out_dir)] if store else []) + \
             [Path(p).expanduser().parent for p in (json_path, png_path) if p is not None]:

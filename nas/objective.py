@@ -114,6 +114,8 @@ class Objective:
 
     def latency(self, X: np.ndarray) -> np.ndarray:
         """(n, n_targets) predicted ms; cheap, so strategies call it freely to filter candidates."""
+        if len(self.targets) == 1:  # the common case, without np.stack's per-call overhead
+            return np.asarray(self.targets[0].predictor.predict(X), dtype=np.float64).reshape(-1, 1)
         return np.stack([np.asarray(t.predictor.predict(X), dtype=np.float64) for t in self.targets], axis=1)
 
     @property

@@ -112,3 +112,58 @@ def test_ofa_canonical_and_grid_variation_match_their_plain_definitions():
     pick = (plain_rng.random(A.shape) * grid.counts).astype(np.int64)
     fresh = sp.canonical(grid.table[np.arange(grid.n_dims), pick])
     assert np.array_equal(got, sp.canonical(np.where(plain_rng.random(A.shape) < 0.3, fresh, A)))
+
+
+class Stream:
+    """A fixed sequence of proposals handed out in whatever sizes are asked (a source read as a stream)."""
+
+    def __init__(self, X: np.ndarray):
+        self.X, self.at, self.calls = X, 0, 0
+
+    def __call__(self, m: int) -> np.ndarray:
+        self.calls += 1
+        out = self.X[self.at:self.at + m]
+        self.at += m
+        return out
+
+
+def test_fill_takes_the_first_admissible_rows_of_the_stream_however_rounds_are_sized():
+    """``rows_hint`` only sizes rounds: the rows taken, and where the dry limit cuts, stay the same."""
+    ctx = _ctx(1e9)
+    X = ctx.grid.sample(np.random.default_rng(5), 3000)
+    ms = ctx.objective.latency(X)[:, 0]
+    tight = _ctx(float(np.sort(ms)[300]))  # ~10% of the stream fits
+    _scored(tight)
+    scored = tight.cache.X
+    # a stream with repeats: every third row is an arch already scored
+    S = X.copy()
+    S[::3] = scored[np.random.default_rng(6).integers(0, len(scored), len(S[::3]))]
+    for dry in (None, 1.0):
+        results = []
+        for hint in (None, 0.5, 3.0, 12.0, 40.0):
+            src = Stream(S)
+            got = tight.fill(src, 40, dry_repeats=dry, rows_hint=hint)
+            results.append(got)
+            if hint == 40.0 and dry is None:
+                assert src.calls == 1, "a first round sized by the hint should usually be the only one"
+        for got in results[1:]:
+            assert np.array_equal(got, results[0]), f"dry_repeats={dry}: rows depend on the round sizes"
+        # the reference: the first admissible rows of S in order, before the dry point
+        fresh = (tight.cache.find(S) < 0)
+        ok = fresh & (ms_of(tight, S) <= tight.objective.targets[0].budget_ms)
+        _, first = np.unique(row_hash(S), return_index=True)
+        once = np.zeros(len(S), bool)
+        once[first] = True
+        ok &= once
+        fresh &= once
+        if dry is None:
+            want = S[np.flatnonzero(ok)[:40]]
+        else:
+            stop = np.searchsorted(np.cumsum(~fresh), dry * 40)  # the row whose repeat hits the limit
+            want = S[np.flatnonzero(ok[:stop + 1])[:40]]
+            assert len(want) < 40, "the test stream should go dry before 40 rows"
+        assert np.array_equal(results[0], want)
+
+
+def ms_of(ctx, X):
+    return ctx.objective.latency(X)[:, 0]

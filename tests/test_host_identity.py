@@ -273,3 +273,12 @@ def test_a_profile_without_isa_or_probe_on_record_is_never_taken_for_this_host(n
                              "--recalibrate", "off")
     assert code == 0 and json.loads(out)["host"]["status"] == "flagged"
     assert err.count("\n") == 1 and "cannot be confirmed" in err, err
+
+
+def test_validation_report_names_keep_a_dotted_space_name(tmp_path):
+    from latency_predictors.validation import report_paths
+
+    json_path, png_path = report_paths(tmp_path, "xeon", "ofa-w1.0")
+    assert (json_path.name, png_path.name) == ("latency-validation-xeon-ofa-w1.0.json",
+                                               "latency-validation-xeon-ofa-w1.0.png")
+    assert json_path.parent == tmp_path

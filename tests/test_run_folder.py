@@ -119,6 +119,17 @@ def test_progress_eta_is_measured_from_the_first_generation(monkeypatch):
     assert second.endswith("eta 8.0s")
 
 
+def test_progress_writes_to_the_stderr_of_the_moment_not_the_one_at_import(monkeypatch):
+    """A caller that swaps sys.stderr after nas was imported (pytest's capture, a notebook) gets the lines."""
+    import importlib
+
+    s = importlib.import_module("nas.search")
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    s.Progress(10)({"generation": 1, "n_evaluated": 10, "best_top1": 0.75, "best_latency_ms": 50.0})
+    assert "evaluated      10/10" in swapped.getvalue()
+
+
 def test_search_table_short_source_and_mnas_columns(tmp_path, nas_cli):
     out = tmp_path / "run"
     code, text, err = nas_cli("search", "--latency", "80ms", "--budget", "300", "--out", out, "--reward", "mnas",

@@ -29,8 +29,13 @@ def test_default_search_meets_and_uses_the_budget(tmp_path):
     res = nas.search(space="ofa", target="pixel", latency_ms=80, budget=4000, seed=0, out=tmp_path / "run")
     assert res.best is not None
     lat = res.best.latency_ms["pixel1"]
-    assert 0.9 * 80 <= lat <= 80
+    # An estimator that ranks nets of equal size need not fill the budget: the released Once-for-All
+    # predictor's own pick at 80 ms on pixel1 takes 67 ms (issue 16). What must hold is that nothing the
+    # search saw within the budget scores higher than its pick, and that the pick is not a small net.
+    assert 0.8 * 80 <= lat <= 80
     assert all(s.latency_ms["pixel1"] <= 80 for s in res.top_k)
+    assert res.best.top1 == max(s.top1 for s in res.top_k)
+    assert all(s.top1 <= res.best.top1 for s in res.pareto if s.latency_ms["pixel1"] <= 80)
     # the ofa space's default is the shipped model distilled from Once-for-All's predictor, and says so
     assert res.accuracy["name"] == "shipped" and any("distilled from Once-for-All" in n for n in res.notes)
     assert res.targets[0].latency_source.startswith("modelled")

@@ -394,7 +394,7 @@ class SupernetAccuracy:
     name = "supernet"
 
     def __init__(self, space, ckpt: str, data: str | None = None, calib_images: int | None = None,
-                 progress: bool = True, stream=sys.stderr, workers: int | None = None):
+                 progress: bool = True, stream=None, workers: int | None = None):
         self.space = space
         self.trained = load_trained_supernet(ckpt, space)
         if calib_images is not None:
@@ -407,7 +407,7 @@ class SupernetAccuracy:
         self.meter = SubnetMeter(self.net, self.data, workers=default_workers() if workers is None else workers)
         self.cost_s = 0.05   # seconds per arch until measured (declares the estimator expensive)
         self.progress = progress
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # looked up now, not at import
         self.n_measured = 0
         self.measure_s = 0.0
         self._cache: dict[tuple, float] = {}

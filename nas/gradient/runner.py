@@ -41,8 +41,10 @@ COEFFICIENT_RANGE = (1e-4, 1e4)
 class TrainProgress:
     """One line a second on stderr: epoch, step, expected latency vs target, coefficient, ETA."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.t0, self.done0, self.last = stream, None, 0, 0.0
+    def __init__(self, stream=None):
+        # stderr looked up now, not at import (a caller may have swapped sys.stderr since)
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0, self.done0, self.last = None, 0, 0.0
 
     def __call__(self, info: dict):
         now = time.perf_counter()

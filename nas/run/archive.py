@@ -10,9 +10,11 @@ _HASH_MULT = np.random.default_rng(20190101).integers(1, 2**63, size=4096, dtype
 
 
 def row_hash(X: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row (random odd multipliers, wrapping): de-duplication without a row sort."""
-    with np.errstate(over="ignore"):
-        return np.asarray(X).astype(np.uint64) @ _HASH_MULT[: X.shape[1]]
+    """A 64-bit key per row (random odd multipliers, wrapping): de-duplication without a row sort.
+
+    Integer array arithmetic wraps silently (numpy warns on overflow only for scalars), so no
+    ``errstate`` guard: entering one costs more than hashing a small batch."""
+    return np.asarray(X).astype(np.uint64) @ _HASH_MULT[: X.shape[1]]
 
 
 class EvalCache:
@@ -68,7 +70,8 @@ class EvalCache:
         hit = self._sorted[pos] == k
         return np.where(hit, self._order[pos], -1)
 
-    def add(self, X: np.ndarray, acc: np.ndarray, lat: np.ndarray) -> None:
+    def add(self, X: np.ndarray, acc: np.ndarray, lat: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Append rows (``keys``: their ``row_hash``, when the caller has it already)."""
         X = np.asarray(X)
         m = len(X)
         if m == 0:
@@ -76,14 +79,22 @@ class EvalCache:
         self._reserve(self._n + m)
         lo, hi = self._n, self._n + m
         self._X[lo:hi], self._acc[lo:hi], self._lat[lo:hi] = X, acc, lat
-        k = row_hash(X)  # only the new rows are hashed
+        k = row_hash(X) if keys is None else keys  # only the new rows are hashed
         self._keys[lo:hi] = k
         self._n = hi
         order = np.argsort(k, kind="stable")
         # after equal keys already there, as a stable sort of the whole would place them
         at = np.searchsorted(self._sorted, k[order], side="right")
-        self._sorted = np.insert(self._sorted, at, k[order])
-        self._order = np.insert(self._order, at, lo + order)
+        # merge by position (what np.insert does, without its per-call overhead): new key i lands
+        # at at[i] + i, the old keys fill the other slots in order
+        dest = at + np.arange(m)
+        is_new = np.zeros(len(self._sorted) + m, bool)
+        is_new[dest] = True
+        merged_keys = np.empty(len(is_new), np.uint64)
+        merged_order = np.empty(len(is_new), np.int64)
+        merged_keys[dest], merged_order[dest] = k[order], lo + order
+        merged_keys[~is_new], merged_order[~is_new] = self._sorted, self._order
+        self._sorted, self._order = merged_keys, merged_order
 
     def arrays(self) -> dict:
         return {"X": self.X, "acc": self.acc, "lat": self.lat}
@@ -115,9 +126,15 @@ def first_occurrence_keys(keys: np.ndarray) -> np.ndarray:
     """``first_occurrence`` for rows already hashed with ``row_hash``."""
     if len(keys) == 0:
         return np.zeros(0, bool)
-    _, first = np.unique(keys, return_index=True)
+    # np.unique(keys, return_index=True) without its per-call overhead: a stable sort puts each
+    # key's first occurrence at the head of its run
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    head = np.empty(len(keys), bool)
+    head[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=head[1:])
     mask = np.zeros(len(keys), bool)
-    mask[first] = True
+    mask[order[head]] = True
     return mask
 
 

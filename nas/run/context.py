@@ -35,6 +35,7 @@ class SearchContext:
     scratch: dict = field(default_factory=dict)
     n_latency_rows: int = 0   # rows priced (distinct rows when latency declares a cost)
     lat_cache: EvalCache | None = None
+    last_fill_rows: int = 0   # proposal rows the last ``fill`` call used (its source's yield, for ``rows_hint``)
 
     latency_expensive: bool = field(init=False)
     """A target whose latency is a measurement (it declares ``cost_s``): price sparingly. Read once:
@@ -83,23 +84,31 @@ class SearchContext:
         return self.cache.find(X) < 0
 
     def fill(self, propose: Callable[[int], np.ndarray], n: int, exclude: np.ndarray | None = None,
-             dry_repeats: float | None = None) -> np.ndarray:
+             dry_repeats: float | None = None, rows_hint: float | None = None) -> np.ndarray:
         """Call ``propose(m) -> X`` until n admissible rows are found (fewer if the space runs dry).
 
         Latency lookups are cheap, so proposals are filtered in bulk (Once-for-All's constraint-aware
         sampling, vectorised); with an expensive latency target no more than n are asked per round.
         Raises when no proposal at all is priced and within budget.
 
-        ``dry_repeats``: for a caller with another source to draw from. Once this call has drawn
-        more than ``dry_repeats * n`` rows that repeat archs already scored (or already taken), the
-        source counts as dry and the call returns what it has. Only repeats count: rows over the
-        latency budget do not, so a tight budget does not make a source look dry. Without it the
-        call keeps drawing (up to ``MAX_ROUNDS`` rounds), which is right for a sole source.
+        The proposals are read as one stream: the result is the first n admissible rows in the order
+        drawn, however the rounds were sized. ``rows_hint`` (rows the same source needed per wanted row
+        last time, see ``last_fill_rows``) sizes the first round so that one round usually suffices:
+        each round costs ~0.1 ms of fixed work, a surplus row ~0.5 us.
+
+        ``dry_repeats``: for a caller with another source to draw from. Once the stream has shown more
+        than ``dry_repeats * n`` rows that repeat archs already scored (or already taken), the source
+        counts as dry and the call returns what it took before that point. Only repeats count: rows
+        over the latency budget do not, so a tight budget does not make a source look dry. Without it
+        the call keeps drawing (up to ``MAX_ROUNDS`` rounds), which is right for a sole source.
         """
+        self.last_fill_rows = 0
         if n <= 0:
             return np.empty((0, self.grid.n_dims), np.int64)
         keep, got, ask, any_ok, stale, repeats, rows = [], 0, n, False, 0, 0, 0
         max_repeats = np.inf if dry_repeats is None else dry_repeats * n
+        if rows_hint is not None and np.isfinite(rows_hint) and not self.latency_expensive:
+            ask = int(min(64 * n, n * rows_hint * 1.25 + 8))
         taken_keys = row_hash(exclude) if exclude is not None and len(exclude) else np.empty(0, np.uint64)
         for _ in range(MAX_ROUNDS):
             X = propose(max(ask, 1))
@@ -109,19 +118,30 @@ class SearchContext:
             fresh = (self.cache.find_keys(keys) < 0) & first_occurrence_keys(keys)
             if len(taken_keys):
                 fresh &= ~key_in(keys, taken_keys)
-            repeats += int(len(X) - fresh.sum())
-            rows += len(X)
             ok = np.zeros(len(X), bool)
             if fresh.any():
                 idx = np.flatnonzero(fresh)
                 feasible = allowed(self.objective, self.latency(X[idx]))
                 any_ok |= bool(feasible.any())
                 ok[idx[feasible]] = True
-            if ok.any():
-                take = np.flatnonzero(ok)[: n - got]
+            # where the stream stops in this round: the n-th admissible row, or the repeat that
+            # reaches the dry limit; rows past it are not used
+            end = len(X)
+            cum_ok = np.cumsum(ok)
+            if got + cum_ok[-1] >= n:
+                end = int(np.searchsorted(cum_ok, n - got)) + 1
+            if np.isfinite(max_repeats):
+                cum_rep = np.cumsum(~fresh)
+                if repeats + cum_rep[-1] >= max_repeats:
+                    end = min(end, int(np.searchsorted(cum_rep, max_repeats - repeats)) + 1)
+                repeats += int(cum_rep[end - 1])
+            used_ok = int(cum_ok[end - 1])
+            rows += end
+            if used_ok:
+                take = np.flatnonzero(ok[:end])
                 keep.append(X[take])
                 taken_keys = np.concatenate([taken_keys, keys[take]])
-                got += len(take)
+                got += used_ok
             if got >= n or repeats >= max_repeats:
                 break
             # Rounds with nothing admissible whose proposals were partly scored already mean this
@@ -138,6 +158,7 @@ class SearchContext:
             if repeats and np.isfinite(max_repeats):
                 # no round larger than what, at the repeat rate so far, reaches the dry limit
                 ask = min(ask, int((max_repeats - repeats) * rows / repeats) + 1)
+        self.last_fill_rows = rows
         if not any_ok and not len(self.cache):
             raise UserError("no architecture found that meets the latency budget")
         return np.concatenate(keep) if keep else np.empty((0, self.grid.n_dims), np.int64)
@@ -152,7 +173,7 @@ class SearchContext:
         new = cand & (np.cumsum(cand) <= remaining)
         if new.any():
             ev = self.objective.evaluate(X[new], lat[new])
-            self.cache.add(X[new], ev.acc, lat[new])
+            self.cache.add(X[new], ev.acc, lat[new], keys[new])
         idx = self.cache.find_keys(keys)
         known = idx >= 0
         acc = np.full(len(X), np.nan)

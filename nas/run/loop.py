@@ -32,12 +32,14 @@ MAX_IDLE = 50
 class Progress:
     """Progress lines on stderr, at most one a second (a single updating line on a terminal)."""
 
-    def __init__(self, budget: int, stream=sys.stderr):
-        self.budget, self.stream = budget, stream
+    def __init__(self, budget: int, stream=None):
+        # stderr is looked up per progress object, not bound at import: a caller (or pytest's capture)
+        # may have replaced sys.stderr since this module was imported
+        self.budget, self.stream = budget, stream if stream is not None else sys.stderr
         self.t0 = None
         self.n0 = 0
         self.last = 0.0
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     def __call__(self, info: dict):
         now = time.perf_counter()

@@ -43,7 +43,10 @@ class Evolution(Strategy):
         return ctx.params["population"]
 
     def init(self, ctx, rng):
-        return {"X": np.empty((0, ctx.grid.n_dims), np.int64), "score": np.empty(0)}
+        # rows_per_child: proposal rows each source (mutants, crossovers, far mutants) used per child it
+        # was asked for in the last generation; it sizes the next generation's first round (``fill``)
+        return {"X": np.empty((0, ctx.grid.n_dims), np.int64), "score": np.empty(0),
+                "rows_per_child": np.full(3, np.nan)}
 
     def _parents(self, ctx, state):
         n_parents = max(1, int(round(ctx.params["parent_ratio"] * ctx.params["population"])))
@@ -65,8 +68,16 @@ class Evolution(Strategy):
             b = parents[rng.integers(0, len(parents), size=m)]
             return grid.crossover(a, b, rng)
 
-        Xm = ctx.fill(mutants, n_mut)
-        Xc = ctx.fill(crosses, n - n_mut, exclude=Xm, dry_repeats=CROSSOVER_DRY_REPEATS)
+        hint = state.setdefault("rows_per_child", np.full(3, np.nan))
+
+        def fill(source, i, m, **kw):
+            out = ctx.fill(source, m, rows_hint=hint[i], **kw)
+            if m > 0:
+                hint[i] = ctx.last_fill_rows / m
+            return out
+
+        Xm = fill(mutants, 0, n_mut)
+        Xc = fill(crosses, 1, n - n_mut, exclude=Xm, dry_repeats=CROSSOVER_DRY_REPEATS)
         X = np.concatenate([Xm, Xc])
         if len(X) < n:
             # A converged population's crossovers (and small mutations) mostly repeat scored archs:
@@ -75,7 +86,7 @@ class Evolution(Strategy):
                 return grid.mutate(parents[rng.integers(0, len(parents), size=m)], rng,
                                    min(1.0, 3 * p["mutate_prob"]))
 
-            X = np.concatenate([X, ctx.fill(far, n - len(X), exclude=X)])
+            X = np.concatenate([X, fill(far, 2, n - len(X), exclude=X)])
         return X
 
     def tell(self, state, ctx, X, told):
