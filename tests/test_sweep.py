@@ -227,3 +227,35 @@ def test_resume_removes_write_debris_in_trial_folders(tmp_path):
     (tmp_path / "trials" / "summary.csv").write_text("x")  # not ours to remove
     remove_write_debris(tmp_path)
     assert sorted(p.name for p in trial.iterdir()) == ["result.json"]
+
+
+def test_a_finished_trial_is_never_run_or_copied_again(tmp_path, monkeypatch):
+    """Tune's saved state can lag the run folder (driver killed after collecting a trial, before Tune
+    saved that it ended); on resume such a trial must be reported done, not run from an older checkpoint,
+    and no late copy may replace its results."""
+    from ray import tune
+
+    from nas.sweep import runner
+
+    folder = tmp_path / "trials" / "k1"
+    folder.mkdir(parents=True)
+    (folder / "trial.json").write_text(json.dumps({"key": "k1", "starts": 1, "summary": {"best_top1": 0.8}}))
+    (folder / "result.json").write_text('{"first": true}')
+    mtime = (folder / "result.json").stat().st_mtime_ns
+
+    class OlderCheckpoint:  # what Tune would restore: a mid-run checkpoint with other files
+        def to_directory(self, path):
+            Path(path, "trial.json").write_text(json.dumps({"key": "k1", "starts": 1}))
+            Path(path, "result.json").write_text('{"second": true}')
+
+    assert runner._collect_trial(tmp_path, "k1", OlderCheckpoint()) == folder
+    assert (folder / "result.json").read_text() == '{"first": true}'
+    assert (folder / "result.json").stat().st_mtime_ns == mtime
+    assert runner._finished_summaries(tmp_path, ["k1", "k2"]) == {"k1": {"best_top1": 0.8, "starts": 1}}
+
+    reported = []
+    monkeypatch.setattr(tune, "report", lambda metrics, **kw: reported.append((metrics, kw)))
+    monkeypatch.setattr(runner, "get_trial_kind", lambda kind: pytest.fail("a finished trial was run again"))
+    runner.tune_trainable({"trial": {"kind": "search", "key": "k1", "params": {}}},
+                          finished=runner._finished_summaries(tmp_path, ["k1"]))
+    assert reported == [({"best_top1": 0.8, "starts": 1, "done": True}, {})]

@@ -43,11 +43,20 @@ EXPERIMENT = "tune"
 
 
 # ---- the trainable (runs in a Ray worker) -------------------------------------------------------
-def tune_trainable(config: dict) -> None:
-    """Ray Tune's function trainable for every trial kind: ``config['trial']`` = {kind, key, params}."""
+def tune_trainable(config: dict, finished: dict | None = None) -> None:
+    """Ray Tune's function trainable for every trial kind: ``config['trial']`` = {kind, key, params}.
+
+    ``finished``: on a resume, key -> summary of the trials the run folder already holds finished.
+    Tune's experiment state can lag the run folder (the driver was killed after a trial was
+    collected but before Tune saved that it ended), and would restart such a trial from an older
+    checkpoint; it is reported done instead, and nothing is run again.
+    """
     from ray import tune
 
     trial = config["trial"]
+    if finished and trial["key"] in finished:
+        tune.report({**finished[trial["key"]], "done": True})
+        return
     kind = get_trial_kind(trial["kind"])
     work = Path(tempfile.mkdtemp(prefix=f"hwnas-{trial['key']}-", dir=scratch_dir()))
     try:
@@ -97,6 +106,8 @@ def _collect_trial(run_dir: Path, key: str, checkpoint) -> Path | None:
     if checkpoint is None:
         return None
     dest = run_dir / "trials" / key
+    if _finished(run_dir, key):  # a finished trial's results are final: a late or older copy never replaces them
+        return dest
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-collect-", dir=scratch_dir()))
     try:
         checkpoint.to_directory(str(tmp))
@@ -260,10 +271,21 @@ class RayContext:
 
 
 # ---- the public entry points ---------------------------------------------------------------------
-def _trainable(cfg: SweepConfig):
+def _trainable(cfg: SweepConfig, finished: dict | None = None):
     from ray import tune
 
-    return tune.with_resources(tune_trainable, {"cpu": cfg.resources.cpus_per_trial})
+    fn = tune.with_parameters(tune_trainable, finished=finished) if finished else tune_trainable
+    return tune.with_resources(fn, {"cpu": cfg.resources.cpus_per_trial})
+
+
+def _finished_summaries(run_dir: Path, keys: list[str]) -> dict:
+    """key -> summary of each trial the run folder holds finished."""
+    out = {}
+    for k in keys:
+        if _finished(run_dir, k):
+            meta = json.loads((run_dir / "trials" / k / "trial.json").read_text())
+            out[k] = {**meta["summary"], "starts": meta.get("starts", 1)}
+    return out
 
 
 def run_sweep(sweep, out: str | Path | None = None, *, address: str | None = None, storage: str | None = None,
@@ -339,7 +361,8 @@ def resume_sweep(run_dir: str | Path, *, address: str | None = None, cpus: int =
                 raise UserError(f"--resume: no Tune experiment at {exp_path!r} to restore")
             # the restored run config brings back the first start's Collector, which counts
             # finished trials from the run folder, so progress reads [k/N] over both starts
-            tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg), resume_unfinished=True,
+            tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, _finished_summaries(run_dir, keys)),
+                                       resume_unfinished=True,
                                        resume_errored=True)
             grid = tuner.fit()
             return _finish(run_dir, cfg, grid, quiet)
