@@ -86,6 +86,8 @@ def test_search_on_measured_accuracy_resumes_without_remeasuring(small, tmp_path
     assert code == 0, err
     res = json.loads(stdout)
     assert "measured on" in res["accuracy"]["source"]
+    # what the number is, in the estimator's own words: not ImageNet, not "the user's estimator"
+    assert res["accuracy"]["metric"].startswith("top-1 (fraction)") and "d10.npz" in res["accuracy"]["metric"]
     cache = json.loads((out / "supernet_accuracy.json").read_text())
     assert len(cache["rows"]) >= 1
     code, stdout2, err = nas_cli("search", "--resume", out, "--no-plot", "--quiet", "--json")

@@ -415,6 +415,10 @@ class SupernetAccuracy:
         self._last_print = 0.0
 
     @property
+    def metric(self) -> str:
+        return f"top-1 (fraction) of subnets of this supernet on the held-out images of {self.data.spec}"
+
+    @property
     def source(self) -> str:
         return (f"measured on {self.data.spec}, {self.data.n_held_out} held-out images "
                 f"(supernet {self.trained.source}, BatchNorm re-calibrated on {len(self.data.calib_idx)} "
