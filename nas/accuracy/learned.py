@@ -253,18 +253,14 @@ class LearnedPredictor:
         return total
 
     # ---- persistence --------------------------------------------------------------------------
-    def to_dict(self, significant_digits: int | None = None, packed: bool = False) -> dict:
-        """The JSON-ready model; ``significant_digits`` rounds the weights (smaller shipped files);
-        ``packed`` stores each MLP weight array as base64 float32 (:func:`pack_array`) instead."""
+    def to_dict(self, packed: bool = False) -> dict:
+        """The JSON-ready model; ``packed`` stores each MLP weight array as base64 float32
+        (:func:`pack_array`, what shipped models use) instead of decimal lists."""
         if not hasattr(self, "layout_"):
             raise UserError("cannot save an unfitted predictor")
 
         def arr(a: np.ndarray) -> list | dict:
-            if packed:
-                return pack_array(a)
-            if significant_digits is None:
-                return a.tolist()
-            return np.vectorize(lambda v: float(f"{v:.{significant_digits}g}"), otypes=[object])(a).tolist()
+            return pack_array(a) if packed else a.tolist()
 
         d: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
@@ -285,10 +281,10 @@ class LearnedPredictor:
                                   for l, r, f, t, v in self.trees_]}
         return d
 
-    def save(self, path: str | Path, significant_digits: int | None = None, packed: bool = False) -> Path:
+    def save(self, path: str | Path, packed: bool = False) -> Path:
         from nas.io import atomic_write_text
 
-        return atomic_write_text(path, json.dumps(self.to_dict(significant_digits, packed),
+        return atomic_write_text(path, json.dumps(self.to_dict(packed),
                                                   separators=(",", ":")) + "\n")
 
     @classmethod
