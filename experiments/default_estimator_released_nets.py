@@ -111,4 +111,6 @@ def _fmt(s: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "default_estimator_released_nets"))

@@ -142,4 +142,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "published_results_build"))

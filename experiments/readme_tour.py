@@ -118,4 +118,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "readme_tour"))

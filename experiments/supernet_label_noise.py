@@ -104,4 +104,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "supernet_label_noise"))

@@ -44,3 +44,20 @@ def test_a_real_search_trace_reaches_its_own_final_top1_within_its_wall_time(mon
     reached = bench.time_to_top1(trace, best[-1])
     assert reached is not None and 0 < reached <= r["wall_s"] + 1e-3
     assert bench.time_to_top1(trace, best[-1] + 1e-9) is None
+
+
+def test_a_bench_given_an_unreachable_budget_says_so_in_one_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if bench.missing_data_reason(bench.ofa_data_dir()):
+        pytest.skip(bench.missing_data_reason(bench.ofa_data_dir()))
+    repo = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "-m", "experiments.bench.search_vs_ofa", "--targets", "5", "--no-ofa",
+                        "--out", str(tmp_path / "r.json")], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1].startswith("search_vs_ofa: error: latency budget 5 ms on note10 is below"), p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "r.json").exists()

@@ -151,4 +151,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "default_estimator_gap"))

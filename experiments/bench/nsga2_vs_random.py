@@ -72,4 +72,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "nsga2_vs_random"))

@@ -386,4 +386,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "search_vs_ofa"))

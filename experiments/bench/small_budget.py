@@ -501,4 +501,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "small_budget"))

@@ -47,4 +47,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "space_costs"))

@@ -157,4 +157,6 @@ def _loadavg():
 
 
 if __name__ == "__main__":
-    main()
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "supernet_eval"))

@@ -62,4 +62,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nas.cli import run_tool
+
+    raise SystemExit(run_tool(main, "sweep_wall"))

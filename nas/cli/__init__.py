@@ -120,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = saved
 
 
+def run_tool(main, prog: str) -> int:
+    """Run a script's ``main()`` (the benches and experiments): a UserError, such as a budget no arch
+    can meet, is one line on stderr and exit status 2, as in the ``nas`` commands, not a traceback."""
+    try:
+        return int(main() or 0)
+    except UserError as e:
+        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+
+
 def _one_line(msg: str) -> str:
     """An error message as one line: messages quoting a file's content may hold newlines."""
     return " | ".join(part.strip() for part in msg.strip().splitlines() if part.strip())
