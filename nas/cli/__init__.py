@@ -124,10 +124,12 @@ def run_tool(main, prog: str) -> int:
     """Run a script's ``main()`` (the benches and experiments): a UserError, such as a budget no arch
     can meet, is one line on stderr and exit status 2, as in the ``nas`` commands, not a traceback."""
     try:
-        return int(main() or 0)
+        code = main()
     except UserError as e:
         print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    # some scripts' main returns its exit status, others their result (a dict): only an int is a status
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _one_line(msg: str) -> str:
