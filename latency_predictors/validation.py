@@ -112,8 +112,9 @@ def validate_device(device, space, n: int = 100, seed: int = 0, plan=None, resol
     sp = get_space(space)
     prof = resolve_profile(device, out_dir)
     if report_dir is not None:
-        json_path = json_path if json_path is not None else report_paths(report_dir, prof.name, sp.name)[0]
-        png_path = png_path if png_path is not None else report_paths(report_dir, prof.name, sp.name)[1]
+        default_json, default_png = report_paths(report_dir, prof.name, sp.name)
+        json_path = json_path if json_path is not None else default_json
+        png_path = png_path if png_path is not None else default_png
     # Every output is checked before any network is measured (minutes of work).
     for target in ([store_dir(prof.name, out_dir)] if store else []) + \
             [Path(p).expanduser().parent for p in (json_path, png_path) if p is not None]:

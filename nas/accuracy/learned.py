@@ -185,8 +185,8 @@ class LearnedPredictor:
             if self.kind == "mlp":
                 F = None if cols is not None else self.space.features(chunk)
                 out[start:start + len(chunk)] = np.mean(
-                    [self._forward_gather(chunk, cols, layers) if cols is not None else self._mlp(F, layers)
-                     for layers in self._members()], axis=0)
+                    [self._forward_gather(chunk, cols, W0pad, layers) if cols is not None else self._mlp(F, layers)
+                     for W0pad, layers in self._float32_members()], axis=0)
             else:
                 out[start:start + len(chunk)] = self._forward(self.space.features(chunk))
         return np.clip(out * self.y_scale_ + self.y_mean_, 0.0, 1.0)
@@ -212,27 +212,48 @@ class LearnedPredictor:
             self._cols = cols
         return self._cols
 
-    def _forward_gather(self, X: np.ndarray, cols: np.ndarray, layers: list) -> np.ndarray:
-        W0, b0 = layers[0]
-        W0pad = np.vstack([W0, np.zeros((1, W0.shape[1]))]).astype(np.float32)  # row -1: a zero one-hot
+    def _float32_members(self) -> list:
+        """Per member: (first layer's W with a zero row appended, float32 layers), made once.
+
+        A search scores its archs ~100 at a time, and casting a wide ensemble's weights per call
+        was ~10 % of the default search's scoring. Rebuilt when the members are replaced (a refit).
+        """
+        members = self._members()
+        src = [layers[0][0] for layers in members]
+        cached = getattr(self, "_f32", None)
+        if cached is None or len(cached[0]) != len(src) or any(a is not b for a, b in zip(cached[0], src)):
+            prepared = []
+            for layers in members:
+                layers32 = [(W.astype(np.float32), b.astype(np.float32)) for W, b in layers]
+                W0 = layers32[0][0]
+                # row -1 of the padded W: a zero one-hot (a dim's choice with no feature column)
+                prepared.append((np.vstack([W0, np.zeros((1, W0.shape[1]), np.float32)]), layers32))
+            self._f32 = (src, prepared)
+        return self._f32[1]
+
+    @staticmethod
+    def _forward_gather(X: np.ndarray, cols: np.ndarray, W0pad: np.ndarray, layers: list) -> np.ndarray:
+        """The MLP (float32 ``layers``) with its first layer as a sum of W0's picked rows."""
+        b0 = layers[0][1]
         picked = cols[np.arange(X.shape[1])[None, :], X]  # (n, n_dims) feature columns
-        h = np.broadcast_to(b0.astype(np.float32), (len(X), W0.shape[1])).copy()
+        h = np.broadcast_to(b0, (len(X), W0pad.shape[1])).copy()
         for j in range(picked.shape[1]):
             h += W0pad[picked[:, j]]
         if len(layers) == 1:
             return h[:, 0].astype(np.float64)
         np.maximum(h, 0, out=h)
         for i, (W, b) in enumerate(layers[1:], start=1):
-            h = h @ W.astype(np.float32) + b.astype(np.float32)
+            h = h @ W + b
             if i < len(layers) - 1:
                 np.maximum(h, 0, out=h)
         return h[:, 0].astype(np.float64)
 
     @staticmethod
     def _mlp(F: np.ndarray, layers: list) -> np.ndarray:
+        """The MLP (float32 ``layers``) on a feature matrix."""
         h = F.astype(np.float32)
         for i, (W, b) in enumerate(layers):
-            h = h @ W.astype(np.float32) + b.astype(np.float32)
+            h = h @ W + b
             if i < len(layers) - 1:
                 np.maximum(h, 0, out=h)
         return h[:, 0].astype(np.float64)
